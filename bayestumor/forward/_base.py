@@ -1,0 +1,70 @@
+"""The forward-map interface shared by the PDE solver and the neural surrogate."""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from bayestumor._custom_types import Array, ArrayLike, Float, Volume
+from bayestumor.grid import Grid
+
+
+class GrowthParams(eqx.Module):
+    """Physical parameters of the Fisher–Kolmogorov growth model (a pytree; `vmap` over a batch).
+
+    Attributes:
+        D_w: diffusivity in white matter, mm²/day (grey matter gets D_w / ratio, CSF 0).
+        rho: proliferation rate, 1/day.
+        T: time since the seed, days.
+        seed_mm: seed position (x, y, z) in world millimetres (the NIfTI affine's space).
+    """
+
+    D_w: Float[ArrayLike, "*batch"]
+    rho: Float[ArrayLike, "*batch"]
+    T: Float[ArrayLike, "*batch"]
+    seed_mm: Float[ArrayLike, "*batch 3"]
+
+    @classmethod
+    def from_scale_free(
+        cls,
+        mu_D: Float[ArrayLike, "*batch"],
+        mu_rho: Float[ArrayLike, "*batch"],
+        seed_mm: Float[ArrayLike, "*batch 3"],
+        T: Float[ArrayLike, "*batch"] = 1.0,
+    ) -> GrowthParams:
+        """Physical parameters from the scale-free ones μ_D = √(D_w T) [mm], μ_ρ = √(ρ T) [-].
+
+        With a single observed time point only μ_D and μ_ρ are identifiable; the density at T
+        depends on (D_w, ρ, T) only through them, so any T > 0 (default 1 day) gives the same map.
+        """
+        T = jnp.asarray(T)
+        return cls(D_w=jnp.square(mu_D) / T, rho=jnp.square(mu_rho) / T, T=T, seed_mm=seed_mm)
+
+    @property
+    def mu_D(self) -> Array:
+        """√(D_w T) in mm: the diffusion length."""
+        return jnp.sqrt(jnp.asarray(self.D_w) * jnp.asarray(self.T))
+
+    @property
+    def mu_rho(self) -> Array:
+        """√(ρ T), dimensionless: the square root of the number of proliferation e-folds."""
+        return jnp.sqrt(jnp.asarray(self.rho) * jnp.asarray(self.T))
+
+
+class AbstractForwardModel(eqx.Module):
+    """Maps growth parameters to tumour-cell density on a fixed region-of-interest grid.
+
+    Concrete subclasses (`PDEForward`, `SurrogateForward`) are final. Calls are pure and
+    `jit`/`vmap`/`grad`-compatible in the parameters.
+    """
+
+    @property
+    @abc.abstractmethod
+    def grid(self) -> Grid:
+        """The grid (shape and voxel-to-world affine) on which densities are returned."""
+
+    @abc.abstractmethod
+    def __call__(self, params: GrowthParams) -> Volume:
+        """Tumour-cell density in [0, 1] at time `params.T` on `self.grid`."""
