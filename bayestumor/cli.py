@@ -14,9 +14,7 @@ import sys
 from bayestumor.errors import InputError
 
 # Modules that provide `add_subparser(subparsers)`, in the order shown by --help.
-_COMMAND_MODULES = (
-    "bayestumor.radiotherapy._cli",
-)
+_COMMAND_MODULES = ("bayestumor.radiotherapy._cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:

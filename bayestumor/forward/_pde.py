@@ -1,0 +1,407 @@
+"""Finite-volume Fisher–Kolmogorov solver on a patient's anatomy, integrated with diffrax.
+
+The model (Swanson et al. 2000; Lipkova et al. 2019, GliomaSolver) is
+
+    ∂u/∂t = ∇·(D(x) ∇u) + ρ u (1 − u),     D = D_w·(p_wm + p_gm / ratio),
+
+with zero flux through the brain boundary and into CSF. Space is discretised by finite volumes on
+the voxel grid with harmonic-mean face diffusivities: a face touching a voxel where D = 0 (CSF,
+background) carries no flux, so mass never leaves the habitable tissue.
+
+Time is integrated in the dimensionless τ = t / t_end ∈ [0, 1], where the equation reads
+
+    du/dτ = μ_D² ∇·(k ∇u) + μ_ρ² u (1 − u),   μ_D² = D_w t_end [mm²],  μ_ρ² = ρ t_end,
+
+with k = D / D_w ∈ [0, 1] the relative diffusivity. The physical and the scale-free
+parametrisations therefore share one solver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayestumor._custom_types import Array, ArrayLike, Float, Vector3, Volume
+from bayestumor.forward._base import AbstractForwardModel, GrowthParams
+from bayestumor.grid import Grid
+
+# A voxel whose relative diffusivity is below this is treated as uninhabitable (CSF/background).
+_MIN_RELATIVE_DIFFUSIVITY = 1e-6
+
+
+class FixedStep(eqx.Module):
+    """Explicit Heun (RK2) with a constant step at a fraction of the stability limit.
+
+    The step count of each solve is chosen from the parameters: the largest stable step of an
+    explicit RK2 scheme on this operator is 2/λ_max, with λ_max ≤ μ_D²·λ_L + μ_ρ² (Gershgorin
+    bound on the discrete diffusion operator λ_L, plus the reaction's Lipschitz constant).
+    Measured here: Heun at the limit is within 0.1–1 % of a converged solution, where explicit
+    Euler at the same step is 5–15 % off (and up to 60 % in gradients).
+
+    Attributes:
+        safety: fraction of the stability limit used as the step (0 < safety ≤ 1).
+    """
+
+    safety: float = 0.9
+
+    def __check_init__(self):
+        if not 0.0 < self.safety <= 1.0:
+            raise ValueError(f"FixedStep.safety must be in (0, 1], got {self.safety}")
+
+
+class AdaptiveStep(eqx.Module):
+    """Tsit5 with a PID step-size controller.
+
+    Tolerances matter for gradients, not just values: with rtol 1e-3 the solution looks right but
+    ∂/∂D_w was measured 32–73 % wrong here; rtol 1e-5 / atol 1e-6 gives exact gradients at about
+    the cost of the fixed-step scheme (the step is stability-limited either way).
+    """
+
+    rtol: float = 1e-5
+    atol: float = 1e-6
+
+
+TimeStepping = FixedStep | AdaptiveStep
+
+
+def relative_diffusivity(
+    wm: Float[ArrayLike, "x y z"], gm: Float[ArrayLike, "x y z"], gm_ratio: float = 10.0
+) -> np.ndarray:
+    """k = p_wm + p_gm / gm_ratio ∈ [0, 1]: diffusivity relative to white matter.
+
+    Args:
+        wm, gm: white- and grey-matter probabilities (or masks) in [0, 1]. CSF and background
+            contribute nothing: tumour cells do not migrate there.
+        gm_ratio: D_w / D_g, 10 in Swanson et al. (2000) and most later work.
+    """
+    if gm_ratio < 1.0:
+        raise ValueError(f"gm_ratio = D_w/D_g must be ≥ 1, got {gm_ratio}")
+    return np.clip(np.asarray(wm, np.float64) + np.asarray(gm, np.float64) / gm_ratio, 0.0, 1.0)
+
+
+def _face_coefficients(k: np.ndarray, spacing_mm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Harmonic-mean face diffusivities over h², one array per axis (1/mm²).
+
+    Along axis a the array has one more entry than the grid: entry i is the face between voxels
+    i − 1 and i, and the two outer faces (the domain boundary) are 0, which is the zero-flux
+    condition.
+    """
+    faces = []
+    for axis, h in enumerate(spacing_mm):
+        lo = np.take(k, np.arange(k.shape[axis] - 1), axis=axis)
+        hi = np.take(k, np.arange(1, k.shape[axis]), axis=axis)
+        total = lo + hi
+        harmonic = np.where(total > 0, 2.0 * lo * hi / np.where(total > 0, total, 1.0), 0.0)
+        pad = [(0, 0)] * 3
+        pad[axis] = (1, 1)
+        faces.append(np.pad(harmonic / h**2, pad))
+    return tuple(faces)
+
+
+def _apply_operator(u: Array, faces: tuple[Array, Array, Array]) -> Array:
+    """∇·(k∇u) in flux form, as one fusible expression of shifted slices.
+
+    `u` is padded by a ghost layer whose values never matter (the boundary faces are 0). Written
+    as a single sum of slices rather than per-axis pads, XLA fuses it into one pass over memory:
+    measured 11× faster on the CPU than the pad-per-axis form.
+    """
+    g = jnp.pad(u, 1)
+    centre = g[1:-1, 1:-1, 1:-1]
+    fx, fy, fz = faces
+    return (
+        fx[1:] * (g[2:, 1:-1, 1:-1] - centre)
+        + fx[:-1] * (g[:-2, 1:-1, 1:-1] - centre)
+        + fy[:, 1:] * (g[1:-1, 2:, 1:-1] - centre)
+        + fy[:, :-1] * (g[1:-1, :-2, 1:-1] - centre)
+        + fz[:, :, 1:] * (g[1:-1, 1:-1, 2:] - centre)
+        + fz[:, :, :-1] * (g[1:-1, 1:-1, :-2] - centre)
+    )
+
+
+def _face_jumps(u: Array, axis: int) -> Array:
+    """u_i − u_{i−1} on every face along `axis`, zero on the two boundary faces."""
+    pad = [(0, 0)] * 3
+    pad[axis] = (1, 1)
+    return jnp.pad(jnp.diff(u, axis=axis), pad)
+
+
+@jax.custom_vjp
+def _divergence(u: Array, faces: tuple[Array, Array, Array]) -> Array:
+    """The discrete operator L u = ∇·(k∇u); L is symmetric, which its VJP uses."""
+    return _apply_operator(u, faces)
+
+
+def _divergence_fwd(u, faces):
+    return _apply_operator(u, faces), (u, faces)
+
+
+def _divergence_bwd(residuals, cotangent):
+    # L is symmetric (a face's coefficient couples its two voxels both ways), so the cotangent of
+    # u is L applied to the cotangent: again one fused pass, where JAX's automatic transpose of
+    # the slices would build slow pads. For a face f with jump Δu: ∂⟨g, Lu⟩/∂k_f = −Δg·Δu.
+    u, faces = residuals
+    face_cotangents = tuple(
+        -_face_jumps(cotangent, axis) * _face_jumps(u, axis) for axis in range(3)
+    )
+    return _apply_operator(cotangent, faces), face_cotangents
+
+
+_divergence.defvjp(_divergence_fwd, _divergence_bwd)
+
+
+class PDEForward(AbstractForwardModel):
+    """Fisher–Kolmogorov forward map on a fixed anatomy (final class).
+
+    Build it with `PDEForward.from_anatomy` (or `from_tissues`); call it with `GrowthParams` to get
+    the density at `T`, or use `density_at` for several times. All calls are pure and can be
+    `jit`-ed, `vmap`-ed over parameter batches and differentiated in every parameter.
+
+    Attributes:
+        faces: harmonic-mean relative face diffusivities over h² per axis (1/mm²).
+        habitable: 1 where tumour cells can live (k > 0), else 0.
+        world_to_voxel: inverse of the grid affine (4×4).
+        spacing_mm: voxel size per axis (mm).
+        seed_sigma_mm: standard deviation of the Gaussian initial condition (mm).
+        seed_amplitude: peak density of the initial condition.
+        lambda_per_mm2: Gershgorin bound on the spectrum of ∇·(k∇·), 1/mm².
+        stepping: `FixedStep` (default) or `AdaptiveStep`.
+        max_steps: hard bound on solver steps per solve.
+        checkpoints: states stored for reverse-mode differentiation (memory ≈ checkpoints × one
+            density volume; more checkpoints, less recomputation).
+    """
+
+    faces: tuple[Array, Array, Array]
+    habitable: Array
+    world_to_voxel: Array
+    spacing_mm: tuple[float, float, float] = eqx.field(static=True)
+    seed_sigma_mm: float = eqx.field(static=True)
+    seed_amplitude: float = eqx.field(static=True)
+    lambda_per_mm2: float = eqx.field(static=True)
+    stepping: TimeStepping = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+    checkpoints: int | None = eqx.field(static=True)
+    _grid: Grid = eqx.field(static=True)
+
+    @classmethod
+    def from_tissues(
+        cls,
+        wm: Float[ArrayLike, "x y z"],
+        gm: Float[ArrayLike, "x y z"],
+        grid: Grid,
+        *,
+        gm_ratio: float = 10.0,
+        seed_sigma_mm: float | None = None,
+        seed_amplitude: float = 1.0,
+        stepping: TimeStepping | None = None,
+        max_steps: int = 4096,
+        checkpoints: int | None = 64,
+        dtype=None,
+    ) -> PDEForward:
+        """Build the solver from white/grey-matter probability maps on `grid`.
+
+        Args:
+            wm, gm: tissue probabilities in [0, 1], shape `grid.shape`.
+            grid: the voxel grid; its axes must be orthogonal (no shear), as for any NIfTI
+                written by common tools.
+            gm_ratio: D_w / D_g (default 10).
+            seed_sigma_mm: width of the Gaussian seed (default: the largest voxel edge, so the
+                seed is resolved and its mass varies smoothly with its position).
+            seed_amplitude: peak density of the seed, in (0, 1].
+            stepping: time-stepping scheme, default `FixedStep()`.
+            max_steps: bound on steps per solve. Fixed steps: every solve loops over this static
+                bound (skipping unused steps), and returns NaN if stability needs more; size it
+                with `stable_steps` for the largest parameters you will use.
+            checkpoints: states kept for reverse-mode AD of adaptive solves.
+            dtype: float dtype of the stored fields (default: JAX's default float).
+        """
+        wm = np.asarray(wm)
+        gm = np.asarray(gm)
+        if wm.shape != grid.shape or gm.shape != grid.shape:
+            raise ValueError(f"tissue maps {wm.shape}, {gm.shape} do not match grid {grid.shape}")
+        linear = grid.affine[:3, :3]
+        gram = linear.T @ linear
+        if not np.allclose(gram, np.diag(np.diag(gram)), atol=1e-6 * np.max(np.abs(gram))):
+            raise ValueError("the grid's axes are not orthogonal; resample to an unsheared grid")
+        if not 0.0 < seed_amplitude <= 1.0:
+            raise ValueError(f"seed_amplitude must be in (0, 1], got {seed_amplitude}")
+        spacing = grid.spacing_mm
+        k = relative_diffusivity(wm, gm, gm_ratio)
+        k = np.where(k >= _MIN_RELATIVE_DIFFUSIVITY, k, 0.0)
+        if not np.any(k > 0):
+            raise ValueError("no habitable tissue (white or grey matter) in the anatomy")
+        faces = _face_coefficients(k, spacing)
+        # Gershgorin: |λ| ≤ max_i 2 Σ_faces(i) k_f / h².
+        row_sum = sum(
+            np.take(face, np.arange(1, face.shape[axis]), axis=axis)
+            + np.take(face, np.arange(face.shape[axis] - 1), axis=axis)
+            for axis, face in enumerate(faces)
+        )
+        dtype = dtype or jnp.zeros(()).dtype
+        return cls(
+            faces=tuple(jnp.asarray(face, dtype) for face in faces),
+            habitable=jnp.asarray(k > 0, dtype),
+            world_to_voxel=jnp.asarray(np.linalg.inv(grid.affine), dtype),
+            spacing_mm=spacing,
+            seed_sigma_mm=float(seed_sigma_mm or max(spacing)),
+            seed_amplitude=float(seed_amplitude),
+            lambda_per_mm2=float(2.0 * row_sum.max()),
+            stepping=stepping or FixedStep(),
+            max_steps=int(max_steps),
+            checkpoints=checkpoints,
+            _grid=grid,
+        )
+
+    @classmethod
+    def from_anatomy(cls, anatomy, **options) -> PDEForward:
+        """Build the solver from an `Anatomy` (its `wm`, `gm` and `grid`); options as `from_tissues`."""
+        return cls.from_tissues(anatomy.wm, anatomy.gm, anatomy.grid, **options)
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    def initial_density(self, seed_mm: Vector3) -> Volume:
+        """Gaussian seed of width `seed_sigma_mm` centred at `seed_mm` (world mm), zero in CSF.
+
+        Separable in voxel axes (orthogonal grid), so it costs three 1-D Gaussians.
+        """
+        seed_mm = jnp.asarray(seed_mm, self.world_to_voxel.dtype)
+        centre = self.world_to_voxel[:3, :3] @ seed_mm + self.world_to_voxel[:3, 3]
+        profiles = []
+        for axis, (n, h) in enumerate(zip(self.grid.shape, self.spacing_mm, strict=True)):
+            offset_mm = (jnp.arange(n, dtype=centre.dtype) - centre[axis]) * h
+            profiles.append(jnp.exp(-0.5 * jnp.square(offset_mm / self.seed_sigma_mm)))
+        blob = profiles[0][:, None, None] * profiles[1][None, :, None] * profiles[2][None, None, :]
+        return self.seed_amplitude * blob * self.habitable
+
+    def _vector_field(self, tau, u, args):
+        diffusion_length_sq, reaction = args
+        return diffusion_length_sq * _divergence(u, self.faces) + reaction * u * (1.0 - u)
+
+    def _steps_for(self, diffusion_length_sq: Array, reaction: Array, span: Array) -> Array:
+        """Fixed steps over a span of τ that keep explicit RK2 stable: dτ·λ_max ≤ 2·safety."""
+        lam = (diffusion_length_sq * self.lambda_per_mm2 + reaction) * span
+        return jnp.maximum(jnp.ceil(lam / (2.0 * self.stepping.safety)), 1.0)
+
+    def _fixed_step_interval(self, u: Volume, tau0: Array, tau1: Array, args) -> Volume:
+        """Advance `u` from τ0 to τ1 with diffrax's Heun step at the stable step size.
+
+        The step count n depends on the parameters, so the loop runs over the static bound
+        `max_steps` and skips steps past n (`cond` on whole segments: real skipping on one sample; under `vmap` the
+        batch pays for the largest n). The loop is a scan over √max_steps segments, each
+        rematerialised on the backward pass, so reverse-mode AD costs ≈ 3–4 forward solves and
+        O(√max_steps) stored volumes. If n exceeds `max_steps` the result is NaN rather than an
+        unstable solution.
+        """
+        term = diffrax.ODETerm(self._vector_field)
+        solver = diffrax.Heun()
+        n = jax.lax.stop_gradient(self._steps_for(*args, tau1 - tau0))
+        dt = (tau1 - tau0) / n
+        solver_state = solver.init(term, tau0, tau0 + dt, u, args)
+        segment = max(math.isqrt(self.max_steps - 1) + 1, 1)
+        n_segments = -(-self.max_steps // segment)
+
+        def one_step(y, index):
+            t0 = tau0 + index * dt
+            y1, _, _, _, _ = solver.step(term, t0, t0 + dt, y, args, solver_state, False)
+            return jnp.where(index < n, y1, y), None
+
+        @jax.checkpoint
+        def run_segment(y, first_index):
+            indices = first_index + jnp.arange(segment, dtype=dt.dtype)
+            return jax.lax.scan(one_step, y, indices)[0]
+
+        def one_segment(y, first_index):
+            # Skipping whole segments keeps the backward pass free of work for unused steps.
+            return jax.lax.cond(first_index < n, run_segment, lambda y, _: y, y, first_index), None
+
+        starts = jnp.arange(n_segments, dtype=dt.dtype) * segment
+        u = jax.lax.scan(one_segment, u, starts)[0]
+        return jnp.where(n <= self.max_steps, u, jnp.nan)
+
+    def _adaptive_interval(self, u: Volume, tau0: Array, tau1: Array, args) -> Volume:
+        """Advance `u` from τ0 to τ1 with Tsit5 and a PID controller (diffrax's own loop)."""
+        solution = diffrax.diffeqsolve(
+            diffrax.ODETerm(self._vector_field),
+            diffrax.Tsit5(),
+            t0=tau0,
+            t1=tau1,
+            dt0=None,
+            y0=u,
+            args=args,
+            stepsize_controller=diffrax.PIDController(
+                rtol=self.stepping.rtol, atol=self.stepping.atol
+            ),
+            adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=self.checkpoints),
+            max_steps=self.max_steps,
+        )
+        return solution.ys[-1]
+
+    def _integrate(
+        self,
+        D_w: ArrayLike,
+        rho: ArrayLike,
+        t_end_days: ArrayLike,
+        seed_mm: ArrayLike,
+        fractions: Float[ArrayLike, " n"],
+    ) -> Float[Array, "n x y z"]:
+        """Densities at τ = `fractions` (increasing, in (0, 1]) of a solve up to `t_end_days`."""
+        dtype = self.world_to_voxel.dtype
+        t_end_days = jnp.asarray(t_end_days, dtype)
+        args = (jnp.asarray(D_w, dtype) * t_end_days, jnp.asarray(rho, dtype) * t_end_days)
+        advance = (
+            self._fixed_step_interval
+            if isinstance(self.stepping, FixedStep)
+            else self._adaptive_interval
+        )
+
+        def interval(carry, tau1):
+            u, tau0 = carry
+            u = advance(u, tau0, tau1, args)
+            return (u, tau1), u
+
+        fractions = jnp.asarray(fractions, dtype)
+        start = (self.initial_density(seed_mm), jnp.zeros((), dtype))
+        return jax.lax.scan(interval, start, fractions)[1]
+
+    def __call__(self, params: GrowthParams) -> Volume:
+        """Density in [0, 1] at t = T on `self.grid`."""
+        return self._integrate(params.D_w, params.rho, params.T, params.seed_mm, jnp.ones(1))[0]
+
+    def density_at(
+        self, params: GrowthParams, t_days: Float[ArrayLike, " n"]
+    ) -> Float[Array, "n x y z"]:
+        """Density at each of the increasing times `t_days` (days since the seed; `params.T` unused).
+
+        One solve, restarted at each requested time, so every output lies on a step boundary.
+        """
+        t_days = jnp.asarray(t_days)
+        t_end = t_days[-1]
+        return self._integrate(params.D_w, params.rho, t_end, params.seed_mm, t_days / t_end)
+
+    def with_max_steps(self, max_steps: int) -> PDEForward:
+        """A copy whose fixed-step loop is bounded by `max_steps` (see `stable_steps`)."""
+        return dataclasses.replace(self, max_steps=int(max_steps))
+
+    def sized_for(self, max_D_w_T: float, max_rho_T: float, margin: float = 1.05) -> PDEForward:
+        """A copy whose step bound covers every D_w·T ≤ `max_D_w_T` mm² and ρ·T ≤ `max_rho_T`.
+
+        Use it with the upper ends of the prior so that no draw is rejected for lack of steps.
+        """
+        lam = max_D_w_T * self.lambda_per_mm2 + max_rho_T
+        safety = self.stepping.safety if isinstance(self.stepping, FixedStep) else 1.0
+        return self.with_max_steps(max(math.ceil(margin * lam / (2.0 * safety)), 1))
+
+    def stable_steps(self, params: GrowthParams) -> int:
+        """Number of fixed steps a solve with `params` takes (for cost estimates; not jittable)."""
+        safety = self.stepping.safety if isinstance(self.stepping, FixedStep) else 1.0
+        lam = float(params.D_w) * float(params.T) * self.lambda_per_mm2 + float(params.rho) * float(
+            params.T
+        )
+        return max(math.ceil(lam / (2.0 * safety)), 1)

@@ -1,0 +1,158 @@
+"""Reading burden series from CSV and writing fit outputs (CSV/JSON), atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayestumor._atomic import atomic_path
+from bayestumor.errors import InputError
+from bayestumor.radiotherapy._bootstrap import BootstrapResult, metrics
+from bayestumor.radiotherapy._data import Series
+from bayestumor.radiotherapy._ode import PARAM_NAMES
+
+REQUIRED_COLUMNS = ("series", "time_days", "value")
+RT_COLUMN = "t_rt_days"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype={"series": str})
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise InputError(f"not a readable CSV file ({error})", path) from None
+
+
+def read_series_csv(path: str | Path, rt_path: str | Path | None = None) -> list[Series]:
+    """Read series from a long CSV with columns ``series, time_days, value``.
+
+    The RT start (days, same time axis: days since the first scan) comes from a
+    ``t_rt_days`` column (constant within each series) or from a sidecar CSV ``rt_path`` with
+    columns ``series, t_rt_days``. Rows are taken in file order within each series; unsorted or
+    duplicate times, non-positive values and a missing RT start raise `InputError`.
+    """
+    path = Path(path)
+    table = _read_csv(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"missing column(s) {missing}; need {list(REQUIRED_COLUMNS)}", path)
+    if table.empty:
+        raise InputError("no rows", path)
+    for column in ("time_days", "value"):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+        if table[column].isna().any():
+            row = int(table[column].isna().to_numpy().argmax()) + 2
+            raise InputError(
+                f"column {column!r} has a missing or non-numeric entry (line {row})", path
+            )
+    rt_source = path
+    if rt_path is not None:
+        rt_source = Path(rt_path)
+        sidecar = _read_csv(rt_source)
+        if "series" not in sidecar.columns or RT_COLUMN not in sidecar.columns:
+            raise InputError(f"RT sidecar needs columns 'series' and {RT_COLUMN!r}", rt_source)
+        if sidecar["series"].duplicated().any():
+            raise InputError("RT sidecar lists a series twice", rt_source)
+        starts = dict(
+            zip(sidecar["series"], pd.to_numeric(sidecar[RT_COLUMN], errors="coerce"), strict=True)
+        )
+    elif RT_COLUMN in table.columns:
+        starts = {}
+        for name, group in table.groupby("series", sort=False):
+            values = pd.to_numeric(group[RT_COLUMN], errors="coerce").dropna().unique()
+            if len(values) > 1:
+                raise InputError(f"series {name!r}: {RT_COLUMN} differs between rows", path)
+            starts[name] = values[0] if len(values) else np.nan
+    else:
+        raise InputError(
+            f"missing RT start: add a {RT_COLUMN!r} column or pass an RT sidecar CSV", path
+        )
+    series = []
+    for name, group in table.groupby("series", sort=False):
+        if name not in starts:
+            raise InputError(f"series {name!r}: missing RT start", rt_source)
+        series.append(
+            Series(
+                name=str(name),
+                time_days=group["time_days"].to_numpy(float),
+                value=group["value"].to_numpy(float),
+                t_rt_days=float(starts[name]),
+                source=path if rt_path is None or np.isfinite(starts[name]) else rt_source,
+            )
+        )
+    return series
+
+
+def parameters_table(result: BootstrapResult) -> pd.DataFrame:
+    """One row per series: point estimates, bootstrap median and 95 % range, convergence."""
+    rows = []
+    for i, name in enumerate(result.names):
+        row: dict[str, object] = {
+            "series": name,
+            "t_rt_days": float(result.t_rt_days[i]),
+            "converged": bool(result.point.converged[i]),
+            "n_steps": int(result.point.n_steps[i]),
+            "n_replicates": int(result.replicates.converged.shape[1]),
+            "n_failed": int(result.n_failed[i]),
+        }
+        for name_ in PARAM_NAMES:
+            draws = np.asarray(getattr(result.replicates.params, name_)[i], dtype=float)
+            ok = np.asarray(result.replicates.converged[i])
+            row[name_] = float(getattr(result.point.params, name_)[i])
+            lo, med, hi = np.quantile(draws[ok], [0.025, 0.5, 0.975]) if ok.any() else (np.nan,) * 3
+            row[f"{name_}_boot_median"], row[f"{name_}_boot_lower"], row[f"{name_}_boot_upper"] = (
+                med,
+                lo,
+                hi,
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def bands_table(result: BootstrapResult) -> pd.DataFrame:
+    """Long table of the bands: ``series, time_days, kind (grid|forecast), lower, median, upper``."""
+    frames = []
+    for i, name in enumerate(result.names):
+        for kind, days, quantiles in (
+            ("grid", result.grid_days[i], result.grid_quantiles[i]),
+            ("forecast", result.forecast_days[i], result.forecast_quantiles[i]),
+        ):
+            q = np.asarray(quantiles, dtype=float)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "series": name,
+                        "time_days": np.asarray(days, dtype=float),
+                        "kind": kind,
+                        "lower": q[0],
+                        "median": q[1],
+                        "upper": q[2],
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_outputs(result: BootstrapResult, out_dir: Path, settings: dict[str, object]) -> None:
+    """Write ``parameters.csv``, ``bands.csv`` and ``metrics.json`` into ``out_dir``, atomically."""
+    for file_name, table in (
+        ("parameters.csv", parameters_table(result)),
+        ("bands.csv", bands_table(result)),
+    ):
+        with atomic_path(out_dir / file_name) as tmp:
+            table.to_csv(tmp, index=False)
+    summary = {
+        "settings": settings,
+        "n_series": len(result.names),
+        "n_point_fits_not_converged": int(np.sum(~np.asarray(result.point.converged))),
+        "n_replicates_failed": {
+            n: int(f) for n, f in zip(result.names, np.asarray(result.n_failed), strict=True)
+        },
+        "metrics": metrics(result),
+    }
+    with atomic_path(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, allow_nan=True))
