@@ -87,6 +87,18 @@ class Anatomy:
             grid=rescaled_grid(self.grid, factors),
         )
 
+    def cropped_to_brain(self, margin_voxels: int = 1) -> Anatomy:
+        """The bounding box of the brain mask grown by `margin_voxels`, clipped to the volume.
+
+        Whole voxels only, so maps computed on it go back exactly with `to_original_space`.
+        """
+        voxels = np.argwhere(self.brain_mask)
+        if voxels.size == 0:
+            raise InputError("the anatomy has no brain voxels (wm + gm ≥ 0.5 nowhere)")
+        start = np.maximum(voxels.min(axis=0) - margin_voxels, 0)
+        stop = np.minimum(voxels.max(axis=0) + margin_voxels + 1, self.shape)
+        return self._cropped(*crop_grid(self.grid, start, stop))
+
     def _cropped(self, slices: tuple[slice, ...], grid: Grid) -> Anatomy:
         return Anatomy(wm=self.wm[slices], gm=self.gm[slices], csf=self.csf[slices], grid=grid)
 

@@ -31,6 +31,9 @@ from bayestumor._custom_types import Array, ArrayLike, Float, Vector3, Volume
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
 from bayestumor.grid import Grid
 
+# Width of the initial Gaussian seed (mm): a physical size, so solutions on grids of ≤ 4 mm agree.
+DEFAULT_SEED_SIGMA_MM = 4.0
+
 # A voxel whose relative diffusivity is below this is treated as uninhabitable (CSF/background).
 _MIN_RELATIVE_DIFFUSIVITY = 1e-6
 
@@ -217,8 +220,9 @@ class PDEForward(AbstractForwardModel):
             grid: the voxel grid; its axes must be orthogonal (no shear), as for any NIfTI
                 written by common tools.
             gm_ratio: D_w / D_g (default 10).
-            seed_sigma_mm: width of the Gaussian seed (default: the largest voxel edge, so the
-                seed is resolved and its mass varies smoothly with its position).
+            seed_sigma_mm: width of the Gaussian seed in mm. Default `DEFAULT_SEED_SIGMA_MM`
+                (4 mm), widened to the largest voxel edge on coarser grids so that the seed stays
+                resolved and its mass varies smoothly with its position.
             seed_amplitude: peak density of the seed, in (0, 1].
             stepping: time-stepping scheme, default `FixedStep()`.
             max_steps: bound on steps per solve. Fixed steps: every solve loops over this static
@@ -255,7 +259,7 @@ class PDEForward(AbstractForwardModel):
             habitable=jnp.asarray(k > 0, dtype),
             world_to_voxel=jnp.asarray(np.linalg.inv(grid.affine), dtype),
             spacing_mm=spacing,
-            seed_sigma_mm=float(seed_sigma_mm or max(spacing)),
+            seed_sigma_mm=float(seed_sigma_mm or max(DEFAULT_SEED_SIGMA_MM, *spacing)),
             seed_amplitude=float(seed_amplitude),
             lambda_per_mm2=float(2.0 * row_sum.max()),
             stepping=stepping or FixedStep(),
