@@ -117,20 +117,26 @@ def _bootstrap_one(
     time_days: Float[Array, " n"],
     mask: Bool[Array, " n"],
     t_rt_days: Float[Array, ""],
+    noise: Float[Array, ""],
+    band: Float[Array, " 2"],
+    hold_out_last: Bool[Array, ""],
     fit_config: FitConfig,
     config: BootstrapConfig,
 ) -> dict[str, Array]:
-    """Point fit, replicate fits and bands for one padded series; pure, vmappable."""
+    """Point fit, replicate fits and bands for one padded series; pure, vmappable.
+
+    ``noise``, ``band`` and ``hold_out_last`` are traced so that changing them does not
+    recompile; ``config`` supplies the static shapes (replicates, grid, forecasts).
+    """
     last = jnp.sum(mask) - 1
     weight = mask.astype(value.dtype)
-    if config.setup == "train":
-        weight = weight.at[last].set(0.0)
+    weight = weight.at[last].set(jnp.where(hold_out_last, 0.0, weight[last]))
     fit = partial(
         _fit_one, time_days=time_days, weight=weight, t_rt_days=t_rt_days, config=fit_config
     )
     point = fit(value)
     epsilon = jax.random.normal(key, (config.n_replicates, value.shape[0]), value.dtype)
-    replicates = jax.vmap(fit)(value * jnp.exp(config.noise * epsilon))
+    replicates = jax.vmap(fit)(value * jnp.exp(noise * epsilon))
 
     t_last = time_days[last]
     grid = jnp.linspace(0.0, t_last + config.horizon_days, config.n_grid, dtype=value.dtype)
@@ -142,7 +148,7 @@ def _bootstrap_one(
         )
     )
     curves = jnp.where(replicates.converged[:, None], curves, jnp.nan)
-    levels = jnp.asarray([config.band[0], 0.5, config.band[1]], value.dtype)
+    levels = jnp.stack([band[0], 0.5, band[1]]).astype(value.dtype)
     quantiles = jnp.nanquantile(curves, levels, axis=0)
     n_grid = config.n_grid
     return {
@@ -173,12 +179,33 @@ def _bootstrap_arrays(
     time_days: Array,
     mask: Array,
     t_rt_days: Array,
+    noise: Array,
+    band: Array,
+    hold_out_last: Array,
     fit_config: FitConfig,
     config: BootstrapConfig,
 ) -> dict[str, Array]:
     dtype = jnp.result_type(float)
-    return jax.vmap(partial(_bootstrap_one, fit_config=fit_config, config=config))(
-        keys, value.astype(dtype), time_days.astype(dtype), mask, t_rt_days.astype(dtype)
+    one = partial(_bootstrap_one, fit_config=fit_config, config=config)
+    return jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None, None, None))(
+        keys,
+        value.astype(dtype),
+        time_days.astype(dtype),
+        mask,
+        t_rt_days.astype(dtype),
+        noise.astype(dtype),
+        band.astype(dtype),
+        hold_out_last,
+    )
+
+
+def _shape_config(config: BootstrapConfig) -> BootstrapConfig:
+    """The static part of a config (noise, band and setup reset: they are traced)."""
+    return BootstrapConfig(
+        n_replicates=config.n_replicates,
+        n_grid=config.n_grid,
+        horizon_days=config.horizon_days,
+        forecast_after_days=config.forecast_after_days,
     )
 
 
@@ -226,8 +253,11 @@ def bootstrap(
             batch.time_days[index],
             batch.mask[index],
             batch.t_rt_days[index],
+            jnp.asarray(config.noise),
+            jnp.asarray(config.band),
+            jnp.asarray(config.setup == "train"),
             fit_config,
-            config,
+            _shape_config(config),
         )
         keep = min(chunk, n_series - start)
         parts.append(jax.tree.map(lambda leaf, keep=keep: leaf[:keep], out))
