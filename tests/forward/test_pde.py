@@ -282,3 +282,27 @@ def test_bad_construction_raises():
         PDEForward.from_tissues(0 * anatomy.wm, 0 * anatomy.gm, anatomy.grid)
     with pytest.raises(ValueError, match="safety"):
         FixedStep(safety=1.5)
+
+
+def test_heun_step_is_diffrax_heun(x64):
+    """The lean loop's step is diffrax's `Heun` step (same tableau) to round-off."""
+    import diffrax
+
+    from bayestumor.forward._pde import _heun_step
+
+    forward = PDEForward.from_anatomy(make_phantom((12, 12, 12), 8.0))
+    u = forward.initial_density(jnp.zeros(3))
+    args = (jnp.asarray(50.0), jnp.asarray(3.0))
+    ours, _ = _heun_step(u, 0.01, *args, forward.faces)
+    term = diffrax.ODETerm(forward._vector_field)
+    theirs = diffrax.Heun().step(term, 0.0, 0.01, u, args, None, False)[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-15)
+
+
+def test_derivative_with_respect_to_anatomy_is_refused():
+    """The discrete adjoint covers parameters and the initial state, not the tissue maps: asking
+    for more raises rather than silently returning a zero."""
+    forward = PDEForward.from_anatomy(make_phantom((12, 12, 12), 8.0))
+    params = GrowthParams(D_w=0.5, rho=0.02, T=100.0, seed_mm=jnp.zeros(3))
+    with pytest.raises(NotImplementedError, match="anatomy"):
+        jax.grad(lambda f: f(params).sum())(forward)
