@@ -14,7 +14,11 @@ import sys
 from bayestumor.errors import InputError
 
 # Modules that provide `add_subparser(subparsers)`, in the order shown by --help.
-_COMMAND_MODULES = ("bayestumor.radiotherapy._cli",)
+_COMMAND_MODULES = (
+    "bayestumor._simulate_cli",
+    "bayestumor._cohort_cli",
+    "bayestumor.radiotherapy._cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
