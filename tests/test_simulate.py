@@ -89,7 +89,7 @@ def test_cli_bad_input_is_a_clear_error_and_writes_nothing(
 
 def test_seed_in_csf_is_rejected(phantom):
     csf_voxel = np.argwhere((phantom.csf > 0.99) & (phantom.wm + phantom.gm == 0))
-    inside = [v for v in csf_voxel if np.all((v > 4) & (v < 27))][0]
+    inside = next(v for v in csf_voxel if np.all((v > 4) & (v < 27)))
     params = GrowthParams(
         D_w=0.5, rho=0.02, T=100.0, seed_mm=phantom.grid.voxel_to_world(inside.astype(float))
     )
