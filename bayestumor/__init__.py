@@ -12,6 +12,7 @@ from bayestumor.anatomy import (
     save_nifti,
     to_original_space,
 )
+from bayestumor.calibrate import CalibrationConfig, CalibrationResult, calibrate_patient
 from bayestumor.errors import BayesTumorError, DiagnosticsWarning, InputError
 from bayestumor.forward import (
     AbstractForwardModel,
@@ -21,6 +22,9 @@ from bayestumor.forward import (
     PDEForward,
 )
 from bayestumor.grid import Grid
+from bayestumor.priors import Priors
+from bayestumor.simulate import simulate
+from bayestumor.synthetic import ImagingParams, simulate_patient
 
 __version__ = "0.1.0"
 
@@ -29,20 +33,27 @@ __all__ = [
     "AdaptiveStep",
     "Anatomy",
     "BayesTumorError",
+    "CalibrationConfig",
+    "CalibrationResult",
     "DiagnosticsWarning",
     "FixedStep",
     "Grid",
     "GrowthParams",
+    "ImagingParams",
     "InputError",
     "Observations",
     "PDEForward",
     "Patient",
+    "Priors",
     "__version__",
+    "calibrate_patient",
     "load_mni152",
     "load_nifti",
     "load_patient",
     "make_phantom",
     "resample_to_grid",
     "save_nifti",
+    "simulate",
+    "simulate_patient",
     "to_original_space",
 ]

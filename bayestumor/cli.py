@@ -16,6 +16,7 @@ from bayestumor.errors import InputError
 # Modules that provide `add_subparser(subparsers)`, in the order shown by --help.
 _COMMAND_MODULES = (
     "bayestumor._simulate_cli",
+    "bayestumor._calibrate_cli",
     "bayestumor._cohort_cli",
     "bayestumor.radiotherapy._cli",
 )

@@ -1,0 +1,102 @@
+"""NumPyro NUTS (vectorised chains) on a calibration problem."""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+from numpyro.infer import MCMC, NUTS
+
+from bayestumor._custom_types import PRNGKeyArray
+from bayestumor.inference._problem import CalibrationProblem, Position
+from bayestumor.inference._run import SamplerRun
+
+_FIELDS = (
+    "diverging",
+    "num_steps",
+    "accept_prob",
+    "potential_energy",
+    "energy",
+    "adapt_state.step_size",
+)
+
+
+def sample_numpyro_nuts(
+    problem: CalibrationProblem,
+    key: PRNGKeyArray,
+    init: Position,
+    *,
+    chains: int = 2,
+    warmup: int = 300,
+    draws: int = 300,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 8,
+    progress: bool = True,
+    inverse_mass_matrix: jax.Array | None = None,
+    chain_method: str = "sequential",
+) -> SamplerRun:
+    """NUTS with NumPyro's window adaptation.
+
+    Chains run one after the other by default (``chain_method="sequential"``). ``"parallel"``
+    (pmap) crashes when the model differentiates a diffrax solve. ``"vectorized"`` works, but
+    then every leapfrog step of the batch pays for the chain with the most solver steps and
+    the deepest tree; on a 2-core CPU sequential chains were not slower.
+
+    Args:
+        problem: the posterior.
+        key: PRNG key.
+        init: unconstrained start per site, each of shape (chains,).
+        chains, warmup, draws: number of chains, warm-up iterations and kept draws per chain.
+        target_accept: dual-averaging target acceptance probability.
+        max_tree_depth: NUTS tree depth bound (≤ 2^depth − 1 leapfrog steps per draw).
+        progress: show NumPyro's progress bar.
+        chain_method: ``"sequential"`` (default) or ``"vectorized"``.
+        inverse_mass_matrix: initial dense inverse mass matrix (d, d) over the flat sites in
+            sorted order (e.g. `laplace_covariance`); adaptation (dense) continues from it.
+    """
+    kernel = NUTS(
+        problem.model,
+        target_accept_prob=target_accept,
+        max_tree_depth=max_tree_depth,
+        inverse_mass_matrix=inverse_mass_matrix,
+        dense_mass=True,
+    )
+    mcmc = MCMC(
+        kernel,
+        num_warmup=warmup,
+        num_samples=draws,
+        num_chains=chains,
+        chain_method=chain_method,
+        progress_bar=progress,
+    )
+    start = time.perf_counter()
+    key_warmup, key_run = jax.random.split(key)
+    mcmc.warmup(key_warmup, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
+    warmup_steps = int(np.sum(np.asarray(mcmc.get_extra_fields()["num_steps"])))
+    mcmc.run(key_run, extra_fields=_FIELDS)
+    fields = jax.block_until_ready(mcmc.get_extra_fields(group_by_chain=True))
+    seconds = time.perf_counter() - start
+    fields = jax.tree.map(np.asarray, fields)
+    samples = mcmc.get_samples(group_by_chain=True)
+    sites = {name: samples[name] for name in problem.site_names}
+    positions = jax.jit(jax.vmap(jax.vmap(problem.unconstrain)))(sites)
+    n_steps = fields["num_steps"]
+    stats = {
+        "diverging": fields["diverging"].astype(bool),
+        "n_steps": n_steps.astype(np.int64),
+        "tree_depth": np.floor(np.log2(np.maximum(n_steps, 1))).astype(np.int64) + 1,
+        "acceptance_rate": fields["accept_prob"],
+        "lp": -fields["potential_energy"],
+        "energy": fields["energy"],
+        "step_size": fields["adapt_state.step_size"],
+    }
+    return SamplerRun(
+        sampler="nuts",
+        positions={name: np.asarray(value) for name, value in positions.items()},
+        sample_stats=stats,
+        info={"max_tree_depth": max_tree_depth, "target_accept": target_accept},
+        gradient_evaluations=warmup_steps + int(n_steps.sum()),
+        density_evaluations=0,
+        seconds=seconds,
+    )

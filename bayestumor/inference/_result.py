@@ -1,0 +1,254 @@
+"""Turn a sampler's raw output into an ArviZ DataTree and a diagnostics summary."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, NamedTuple
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from bayestumor._custom_types import PRNGKeyArray
+from bayestumor.errors import DiagnosticsWarning
+from bayestumor.inference._problem import CalibrationProblem, batched, flatten_draws
+from bayestumor.inference._run import SamplerRun
+from bayestumor.likelihoods import visibility_probability
+from bayestumor.priors import IMAGING_NAMES, SEED_NAMES, UNITS
+
+RHAT_MAX = 1.01
+"""R-hat above this fails (Vehtari et al. 2021, rank-normalised split R-hat)."""
+ESS_PER_CHAIN_MIN = 100.0
+"""Bulk and tail ESS below 100 per chain fail (Vehtari et al. 2021)."""
+SMC_UNIQUE_FRACTION_MIN = 0.25
+"""SMC fails when fewer than this fraction of the final particles are distinct."""
+
+
+class InferenceResult(NamedTuple):
+    """A sampled posterior.
+
+    Attributes:
+        datatree: ArviZ DataTree with groups posterior, sample_stats, log_likelihood,
+            posterior_predictive, observed_data, constant_data (``voxel_index`` of the brain
+            voxels in the flattened ROI volume, dimension ``voxel``).
+        diagnostics: JSON-ready summary (see `diagnose`).
+        densities: posterior draws of the density on the ROI grid, float32
+            (chain·draw, x, y, z), for posterior maps.
+        run: the sampler's raw output.
+    """
+
+    datatree: xr.DataTree
+    diagnostics: dict[str, Any]
+    densities: np.ndarray
+    run: SamplerRun
+
+
+def parameter_names(problem: CalibrationProblem) -> list[str]:
+    """Named parameters reported in the posterior, in a fixed order."""
+    growth = list(problem.priors.growth_names)
+    if problem.priors.parametrisation == "physical":
+        growth += ["mu_D", "mu_rho"]
+    modalities = problem.data.modalities
+    imaging = [
+        name
+        for name in IMAGING_NAMES
+        if (name == "u_c_t1c" and "t1c" in modalities)
+        or (name == "u_c_flair" and "flair" in modalities)
+        or (name == "sigma_alpha" and ("t1c" in modalities or "flair" in modalities))
+        or (name in ("b", "sigma") and "pet" in modalities)
+    ]
+    return [*growth, *SEED_NAMES, *imaging]
+
+
+def build_result(
+    problem: CalibrationProblem, run: SamplerRun, key: PRNGKeyArray, batch_size: int = 8
+) -> InferenceResult:
+    """Evaluate the forward map at every draw and assemble the DataTree and diagnostics.
+
+    One batched forward solve per draw gives the density maps, the per-voxel log-likelihood
+    (for `az.loo` / `az.waic`) and posterior-predictive segmentations and PET.
+    """
+    flat_positions, (chains, draws) = flatten_draws(run.positions)
+    named = jax.jit(jax.vmap(problem.constrain))(flat_positions)
+    names = parameter_names(problem)
+    named = {name: named[name] for name in names}
+    densities = batched(problem.density_volume, batch_size)(named)
+    brain = densities.reshape(densities.shape[0], -1)[:, problem.data.voxel_index]
+    loglik = jax.jit(jax.vmap(problem.pointwise_log_likelihood))(named, brain)
+    predictive = _posterior_predictive(problem, named, brain, key)
+
+    def by_chain(values) -> np.ndarray:
+        values = np.asarray(values)
+        return values.reshape((chains, draws, *values.shape[1:]))
+
+    data = problem.data
+    observed = {name: np.asarray(getattr(data, name)) for name in data.modalities}
+    dims = {name: ["voxel"] for name in data.modalities}
+    datatree = az.from_dict(
+        {
+            "posterior": {name: by_chain(named[name]) for name in names},
+            "sample_stats": {name: np.asarray(v) for name, v in run.sample_stats.items()},
+            "log_likelihood": {name: by_chain(v) for name, v in loglik.items()},
+            "posterior_predictive": {name: by_chain(v) for name, v in predictive.items()},
+            "observed_data": observed,
+            "constant_data": {"voxel_index": np.asarray(data.voxel_index)},
+        },
+        dims={**dims, "voxel_index": ["voxel"]},
+    )
+    datatree.attrs["sampler"] = run.sampler
+    for name in names:
+        datatree["posterior"][name].attrs["units"] = UNITS[name]
+    diagnostics = diagnose(datatree, run, names)
+    return InferenceResult(
+        datatree=datatree,
+        diagnostics=diagnostics,
+        densities=np.asarray(densities, np.float32),
+        run=run,
+    )
+
+
+def _posterior_predictive(
+    problem: CalibrationProblem,
+    named: dict[str, jax.Array],
+    brain_density: jax.Array,
+    key: PRNGKeyArray,
+) -> dict[str, jax.Array]:
+    """Replicated observations y_rep ~ p(y | θ) at the brain voxels, one per draw."""
+    data = problem.data
+    key_t1c, key_flair, key_pet = jax.random.split(key, 3)
+    result = {}
+    for name, subkey in (("t1c", key_t1c), ("flair", key_flair)):
+        if getattr(data, name) is not None:
+            alpha = visibility_probability(
+                brain_density,
+                named[f"u_c_{name}"][:, None],
+                named["sigma_alpha"][:, None],
+                problem.epsilon,
+            )
+            result[name] = jax.random.bernoulli(subkey, alpha).astype(jnp.int8)
+    if data.pet is not None:
+        noise = jax.random.normal(key_pet, brain_density.shape, brain_density.dtype)
+        result["pet"] = named["b"][:, None] * brain_density + named["sigma"][:, None] * noise
+    return result
+
+
+def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[str, Any]:
+    """Convergence diagnostics; warns with `DiagnosticsWarning` when any check fails.
+
+    MCMC: rank-normalised split R-hat < `RHAT_MAX`, bulk and tail ESS ≥ `ESS_PER_CHAIN_MIN` per
+    chain, no divergent transition (Vehtari et al. 2021). SMC: the schedule reached λ = 1, at
+    least `SMC_UNIQUE_FRACTION_MIN` of the final particles are distinct; tempering schedule,
+    per-stage weight ESS and the log marginal likelihood are reported. Parameters held fixed by
+    the prior are skipped.
+    """
+    posterior = datatree["posterior"]
+    varying = [n for n in names if float(np.ptp(np.asarray(posterior[n]))) > 0]
+    chains = int(posterior.sizes["chain"])
+    draws = int(posterior.sizes["draw"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = az.summary(datatree, var_names=varying, kind="diagnostics", round_to="none")
+    per_parameter = {
+        name: {
+            "r_hat": _finite_or_none(table.loc[name, "r_hat"]),
+            "ess_bulk": _finite_or_none(table.loc[name, "ess_bulk"]),
+            "ess_tail": _finite_or_none(table.loc[name, "ess_tail"]),
+        }
+        for name in varying
+    }
+    failures: list[str] = []
+    divergences = int(np.sum(np.asarray(run.sample_stats.get("diverging", False))))
+    if run.sampler == "smc":
+        info = run.info
+        if not info["reached_posterior"]:
+            failures.append(f"SMC stopped at λ = {info['tempering_schedule'][-1]:.3g} < 1")
+        flat = np.stack([np.asarray(run.positions[k]).reshape(-1) for k in run.positions], -1)
+        unique_fraction = len(np.unique(flat, axis=0)) / flat.shape[0]
+        if unique_fraction < SMC_UNIQUE_FRACTION_MIN:
+            failures.append(
+                f"only {unique_fraction:.0%} of the SMC particles are distinct (poor mixing)"
+            )
+        smc = {
+            "tempering_schedule": info["tempering_schedule"],
+            "weight_ess": info["weight_ess"],
+            "log_marginal_likelihood": info["log_marginal_likelihood"],
+            "stages": info["stages"],
+            "unique_fraction": unique_fraction,
+            "acceptance_rate": info["acceptance_rate"],
+        }
+    else:
+        smc = None
+        if divergences:
+            failures.append(f"{divergences} divergent transitions")
+        for name, values in per_parameter.items():
+            r_hat = values["r_hat"]
+            if chains > 1 and (r_hat is None or r_hat > RHAT_MAX):
+                failures.append(f"R-hat of {name} = {r_hat} > {RHAT_MAX}")
+            for kind in ("ess_bulk", "ess_tail"):
+                ess = values[kind]
+                if ess is None or ess < ESS_PER_CHAIN_MIN * chains:
+                    failures.append(f"{kind} of {name} = {ess} < {ESS_PER_CHAIN_MIN * chains:g}")
+    ess_values = [v["ess_bulk"] for v in per_parameter.values() if v["ess_bulk"] is not None]
+    min_ess = min(ess_values) if ess_values else None
+    diagnostics = {
+        "sampler": run.sampler,
+        "chains": chains,
+        "draws": draws,
+        "divergences": divergences,
+        "parameters": per_parameter,
+        "min_ess_bulk": min_ess,
+        "seconds": run.seconds,
+        "ess_bulk_per_second": None if min_ess is None else min_ess / run.seconds,
+        "gradient_evaluations": run.gradient_evaluations,
+        "density_evaluations": run.density_evaluations,
+        "gradient_evaluations_per_effective_sample": (
+            None if not min_ess else run.gradient_evaluations / min_ess
+        ),
+        "smc": smc,
+        "passed": not failures,
+        "failures": failures,
+    }
+    if failures:
+        warnings.warn(
+            f"{run.sampler} diagnostics failed — do not trust this posterior: "
+            + "; ".join(failures),
+            DiagnosticsWarning,
+            stacklevel=3,
+        )
+    return diagnostics
+
+
+def _finite_or_none(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def format_diagnostics(diagnostics: dict[str, Any]) -> str:
+    """A short human-readable table of the diagnostics."""
+    lines = [
+        f"sampler {diagnostics['sampler']}: {diagnostics['chains']} chain(s) × "
+        f"{diagnostics['draws']} draws in {diagnostics['seconds']:.1f} s, "
+        f"{diagnostics['divergences']} divergences",
+        f"{'parameter':<12} {'r_hat':>7} {'ess_bulk':>9} {'ess_tail':>9}",
+    ]
+    for name, values in diagnostics["parameters"].items():
+        cells = [
+            "—" if values[k] is None else f"{values[k]:.3f}" if k == "r_hat" else f"{values[k]:.0f}"
+            for k in ("r_hat", "ess_bulk", "ess_tail")
+        ]
+        lines.append(f"{name:<12} {cells[0]:>7} {cells[1]:>9} {cells[2]:>9}")
+    smc = diagnostics.get("smc")
+    if smc:
+        schedule = ", ".join(f"{lam:.3g}" for lam in smc["tempering_schedule"])
+        lines.append(f"SMC: {smc['stages']} stages, λ = [{schedule}]")
+        lines.append(
+            f"SMC: log marginal likelihood {smc['log_marginal_likelihood']:.2f}, "
+            f"min weight ESS {min(smc['weight_ess'] or [float('nan')]):.0f}, "
+            f"distinct particles {smc['unique_fraction']:.0%}"
+        )
+    lines.append("diagnostics: " + ("passed" if diagnostics["passed"] else "FAILED"))
+    lines.extend(f"  - {failure}" for failure in diagnostics["failures"])
+    return "\n".join(lines)
