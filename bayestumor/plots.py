@@ -12,8 +12,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bayestumor._atomic import atomic_path
-from bayestumor._patient import Patient
+from bayestumor._patient import Anatomy, Patient
+from bayestumor.grid import Grid
 from bayestumor.predict import PosteriorMaps
+
+
+def _voxel_index(grid: Grid, center_mm) -> tuple[int, int, int]:
+    """The voxel nearest `center_mm` (world mm), clipped into the grid."""
+    index = np.round(grid.world_to_voxel(np.asarray(center_mm, dtype=float))).astype(int)
+    return tuple(int(v) for v in np.clip(index, 0, np.array(grid.shape) - 1))
 
 
 def _slices(volume: np.ndarray, index: tuple[int, int, int]) -> list[np.ndarray]:
@@ -43,8 +50,7 @@ def plot_density_slices(
         title: figure title.
     """
     center_mm = roi.lesion_center_mm() if center_mm is None else center_mm
-    index = np.round(roi.grid.world_to_voxel(np.asarray(center_mm))).astype(int)
-    index = tuple(int(v) for v in np.clip(index, 0, np.array(roi.grid.shape) - 1))
+    index = _voxel_index(roi.grid, center_mm)
     panels = [
         ("anatomy + observed", roi.anatomy.wm, "gray", (0, 1)),
         ("density mean", maps.mean, "magma", (0, 1)),
@@ -109,3 +115,40 @@ def plot_trace(datatree, path: str | Path, var_names: list[str] | None = None) -
 
 
 __all__ = ["plot_density_slices", "plot_trace"]
+
+
+def plot_simulation_slices(
+    anatomy: Anatomy, density: np.ndarray, center_mm, path: str | Path
+) -> Path:
+    """Three orthogonal slices through `center_mm`: tissue in grey, density as a colour overlay
+    with the u = 0.25 / 0.5 / 0.8 contours. Written atomically as PNG."""
+    centre = _voxel_index(anatomy.grid, center_mm)
+    tissue = anatomy.wm + 0.5 * anatomy.gm
+    spacing = anatomy.grid.spacing_mm
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), constrained_layout=True)
+    names = ("sagittal (i)", "coronal (j)", "axial (k)")
+    for axis, ax in enumerate(axes):
+        take = [slice(None)] * 3
+        take[axis] = centre[axis]
+        other = [a for a in range(3) if a != axis]
+        aspect = spacing[other[1]] / spacing[other[0]]
+        ax.imshow(tissue[tuple(take)].T, cmap="gray", origin="lower", aspect=1 / aspect)
+        u = density[tuple(take)].T
+        image = ax.imshow(
+            np.ma.masked_less(u, 0.02),
+            cmap="inferno",
+            vmin=0,
+            vmax=1,
+            origin="lower",
+            alpha=0.75,
+            aspect=1 / aspect,
+        )
+        if u.max() > 0.25:
+            ax.contour(u, levels=[0.25, 0.5, 0.8], colors=["cyan", "lime", "white"], linewidths=0.8)
+        ax.set_title(f"{names[axis]} = {centre[axis]}")
+        ax.set_axis_off()
+    fig.colorbar(image, ax=axes, shrink=0.8, label="tumour-cell density u")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)

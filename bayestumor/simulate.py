@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from bayestumor._atomic import atomic_path
 from bayestumor.anatomy import Anatomy, save_nifti, to_original_space
 from bayestumor.errors import InputError
 from bayestumor.forward import GrowthParams, PDEForward
+from bayestumor.plots import plot_simulation_slices
 
 # A seed in the right frontal white matter of MNI152 (world mm), used when none is given.
 MNI152_DEFAULT_SEED_MM = (26.0, 18.0, 24.0)
@@ -102,50 +102,6 @@ def simulate(
     )
 
 
-def plot_density_slices(anatomy: Anatomy, density: np.ndarray, center_mm, path: str | Path):
-    """Three orthogonal slices through `center_mm`: tissue in grey, density as a colour overlay
-    with the u = 0.25 / 0.5 / 0.8 contours. Written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    centre = np.clip(
-        np.round(anatomy.grid.world_to_voxel(np.asarray(center_mm, float))).astype(int),
-        0,
-        np.array(anatomy.shape) - 1,
-    )
-    tissue = anatomy.wm + 0.5 * anatomy.gm
-    spacing = anatomy.grid.spacing_mm
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), constrained_layout=True)
-    names = ("sagittal (i)", "coronal (j)", "axial (k)")
-    for axis, ax in enumerate(axes):
-        take = [slice(None)] * 3
-        take[axis] = centre[axis]
-        other = [a for a in range(3) if a != axis]
-        aspect = spacing[other[1]] / spacing[other[0]]
-        ax.imshow(tissue[tuple(take)].T, cmap="gray", origin="lower", aspect=1 / aspect)
-        u = density[tuple(take)].T
-        image = ax.imshow(
-            np.ma.masked_less(u, 0.02),
-            cmap="inferno",
-            vmin=0,
-            vmax=1,
-            origin="lower",
-            alpha=0.75,
-            aspect=1 / aspect,
-        )
-        if u.max() > 0.25:
-            ax.contour(u, levels=[0.25, 0.5, 0.8], colors=["cyan", "lime", "white"], linewidths=0.8)
-        ax.set_title(f"{names[axis]} = {centre[axis]}")
-        ax.set_axis_off()
-    fig.colorbar(image, ax=axes, shrink=0.8, label="tumour-cell density u")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
-
-
 def write_simulation(simulation: Simulation, anatomy: Anatomy, params, out: str | Path) -> Path:
     """Save the density NIfTI at `out` and a PNG of slices through the seed beside it."""
     out = Path(out)
@@ -153,5 +109,5 @@ def write_simulation(simulation: Simulation, anatomy: Anatomy, params, out: str 
         raise InputError("the output must be a .nii or .nii.gz file", out)
     save_nifti(out, simulation.density, anatomy.grid)
     png = out.with_name(out.name.removesuffix(".gz").removesuffix(".nii") + ".png")
-    plot_density_slices(anatomy, simulation.density, np.asarray(params.seed_mm), png)
+    plot_simulation_slices(anatomy, simulation.density, np.asarray(params.seed_mm), png)
     return png
