@@ -145,6 +145,21 @@ def test_end_to_end_writes_every_product(tmp_path):
     assert grid.same_as(patient.grid) and 0 <= mean.min() and mean.max() <= 1
 
 
+@pytest.mark.parametrize("sampler", ["nuts", "blackjax-nuts"])
+def test_single_chain_gradient_samplers_run_end_to_end(tmp_path, sampler):
+    """One chain is a valid configuration (NumPyro then wants initial values without a chain
+    axis; passing one silently broadcast the seed into a 3×3 matrix). Every draw is finite and
+    inside the prior box."""
+    config = FAST_CONFIG.replace(sampler=sampler, chains=1, warmup=10, draws=10, plots=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = calibrate_patient(synthetic_patient(), tmp_path / "out", config)
+    d_w = result.datatree["posterior"]["D_w"].values
+    assert d_w.shape == (1, 10)
+    low, high = FAST_PRIORS.D_w
+    assert np.all(np.isfinite(d_w)) and np.all((d_w >= low) & (d_w <= high))
+
+
 def test_cli_calibrate_with_config_file(tmp_path):
     patient = synthetic_patient(pet=False)
     directory = _write_patient(tmp_path / "patient", patient)

@@ -70,6 +70,9 @@ def sample_numpyro_nuts(
         chain_method=chain_method,
         progress_bar=progress,
     )
+    if chains == 1:
+        # NumPyro wants a chain axis on initial values only when there are several chains.
+        init = jax.tree.map(lambda values: values[0], init)
     start = time.perf_counter()
     key_warmup, key_run = jax.random.split(key)
     mcmc.warmup(key_warmup, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
