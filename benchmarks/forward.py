@@ -162,6 +162,7 @@ def main(argv=None) -> dict:
         ("numpy_euler_s", "{:.3f}"),
         ("forward_s", "{:.3f}"),
         ("speedup_vs_numpy", "{:.1f}×"),
+        ("speedup_vs_numpy_at_equal_accuracy", "{:.0f}×"),
         ("gradient_s", "{:.3f}"),
         ("gradient_over_forward", "{:.1f}×"),
         ("batch8_per_sample_over_forward", "{:.2f}×"),
