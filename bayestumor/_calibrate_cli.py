@@ -8,7 +8,7 @@ from pathlib import Path
 
 def _add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory (atomic)")
-    parser.add_argument("--forward", choices=("pde",), default=defaults.forward)
+    parser.add_argument("--forward", choices=("pde", "surrogate"), default=defaults.forward)
     parser.add_argument(
         "--sampler", choices=("nuts", "blackjax-nuts", "smc"), default=defaults.sampler
     )

@@ -189,13 +189,10 @@ def region_of_interest(patient: Patient, config: CalibrationConfig) -> Patient:
 def build_forward(roi: Patient, config: CalibrationConfig) -> AbstractForwardModel:
     """The forward map on the ROI, its step bound sized for the prior's upper ends."""
     if config.forward == "surrogate":
-        try:
-            from bayestumor.forward.surrogate import SurrogateForward
-        except ImportError as error:
-            raise InputError(
-                "the surrogate forward model is not available in this build"
-            ) from error
-        return SurrogateForward.from_anatomy(roi.anatomy)
+        from bayestumor.forward.surrogate import SurrogateForward
+
+        # Warns when the priors leave the network's training ranges.
+        return SurrogateForward.from_anatomy(roi.anatomy, priors=config.priors)
     forward = PDEForward.from_anatomy(
         roi.anatomy, stepping=FixedStep(reaction_step=config.reaction_step)
     )

@@ -17,6 +17,7 @@ from bayestumor.errors import InputError
 _COMMAND_MODULES = (
     "bayestumor._simulate_cli",
     "bayestumor._calibrate_cli",
+    "bayestumor._surrogate_cli",
     "bayestumor._cohort_cli",
     "bayestumor.radiotherapy._cli",
 )

@@ -1,0 +1,226 @@
+"""The neural surrogate: network pieces, on-disk format, shipped weights, gradients, PSIS.
+
+Independent truths: depth-to-space inverts space-to-depth; the blur's hand-written VJP matches
+finite differences; a saved model loads to the identical function and any tampering is caught;
+the shipped model reproduces fresh PDE solves as well as its card says; `SurrogateForward`
+computes exactly what the network saw in training; PSIS gives k̂ ≈ 0 for near-equal weights.
+"""
+
+import json
+import shutil
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from bayestumor.anatomy import Anatomy, load_mni152
+from bayestumor.forward import GrowthParams
+from bayestumor.forward.surrogate import (
+    DEFAULT_MODEL,
+    NetworkConfig,
+    SurrogateForward,
+    SurrogateModelError,
+    SurrogateNet,
+    load_surrogate,
+    models_dir,
+    psis,
+    verify_model_dir,
+)
+from bayestumor.forward.surrogate._check import evaluate, fresh_solves, predict
+from bayestumor.forward.surrogate._data import SPACING_MM, canonical_grid
+from bayestumor.forward.surrogate._forward import (
+    CARD_SECTIONS,
+    _build,
+    save_network,
+    write_checksums,
+)
+from bayestumor.forward.surrogate._network import blur, depth_to_space, space_to_depth
+from bayestumor.priors import Priors
+
+SHIPPED = models_dir() / DEFAULT_MODEL
+needs_shipped = pytest.mark.skipif(
+    not (SHIPPED / "surrogate.eqx").exists(), reason="shipped surrogate weights not present"
+)
+TINY = NetworkConfig(widths=(4, 8, 8), blocks=1, fine_channels=4, film_hidden=8)
+
+
+def _tiny_inputs(n: int = 16, batch: tuple[int, ...] = ()) -> jax.Array:
+    rng = np.random.default_rng(0)
+    tissues = rng.uniform(size=(*batch, n, n, n, 4)).astype(np.float32)
+    tissues[..., :2, :, :, :2] = 0.0  # a patch with no wm and no gm: must give density 0
+    return jnp.asarray(tissues)
+
+
+def test_space_to_depth_round_trip():
+    x = jnp.arange(2 * 4 * 6 * 8 * 3, dtype=jnp.float32).reshape(2, 4, 6, 8, 3)
+    assert space_to_depth(x).shape == (2, 2, 3, 4, 24)
+    np.testing.assert_array_equal(depth_to_space(space_to_depth(x)), x)
+
+
+def test_blur_vjp_matches_finite_differences():
+    x = jax.random.normal(jax.random.key(0), (5, 4, 6, 2), jnp.float32)
+    with jax.enable_x64(True):
+        check_grads(blur, (x.astype(jnp.float64),), order=1, modes=("rev",))
+
+
+def test_network_output_is_a_masked_density_and_batches_natively():
+    net = SurrogateNet(TINY, jax.random.key(1))
+    inputs = _tiny_inputs(batch=(2,))
+    mu_D, mu_rho = jnp.array([3.0, 12.0]), jnp.array([2.0, 5.0])
+    out = net(inputs, mu_D, mu_rho)
+    assert out.shape == (2, 16, 16, 16)
+    assert bool(jnp.all((out >= 0) & (out <= 1)))
+    assert bool(jnp.all(out[:, :2, :, :2] == 0))
+    single = net(inputs[1], mu_D[1], mu_rho[1])
+    np.testing.assert_allclose(out[1], single, atol=1e-5)
+
+
+def _tiny_model_dir(tmp_path):
+    net = SurrogateNet(TINY, jax.random.key(2))
+    directory = save_network(tmp_path / "tiny", net)
+    (directory / "training_config.json").write_text(json.dumps({"seed": 0}))
+    (directory / "MODEL_CARD.md").write_text("\n\n".join(CARD_SECTIONS) + "\n")
+    write_checksums(directory)
+    return directory, net
+
+
+def test_save_load_round_trip_and_tamper_detection(tmp_path):
+    directory, net = _tiny_model_dir(tmp_path)
+    grid = canonical_grid((16, 16, 16))
+    tissues = np.asarray(_tiny_inputs())
+    anatomy = Anatomy(wm=tissues[..., 0], gm=tissues[..., 1], csf=tissues[..., 2], grid=grid)
+    loaded = load_surrogate(path=directory, anatomy=anatomy)
+    original = _build(net, anatomy, (1.0, 30.0), (1.0, 8.0), "tiny")
+    params = GrowthParams.from_scale_free(6.0, 3.0, jnp.array([30.0, 32.0, 28.0]))
+    np.testing.assert_array_equal(loaded(params), original(params))
+
+    for damage in ("weights", "card", "extra"):
+        broken = tmp_path / f"broken-{damage}"
+        shutil.copytree(directory, broken)
+        if damage == "weights":
+            data = bytearray((broken / "surrogate.eqx").read_bytes())
+            data[-1] ^= 0xFF
+            (broken / "surrogate.eqx").write_bytes(bytes(data))
+        elif damage == "card":
+            (broken / "MODEL_CARD.md").write_text("## Training data\n")
+            write_checksums(broken)  # consistent checksums, but sections missing
+        else:
+            (broken / "notes.txt").write_text("not covered by the checksums")
+        with pytest.raises(SurrogateModelError):
+            verify_model_dir(broken)
+
+
+def test_prior_outside_training_range_warns(tmp_path):
+    directory, _ = _tiny_model_dir(tmp_path)
+    forward = load_surrogate(path=directory)
+    with pytest.warns(UserWarning, match="mu_D"):
+        forward.check_ranges((0.5, 30.0), (1.0, 8.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert forward.check_ranges((2.0, 20.0), (1.5, 6.0)) == []
+
+
+def test_psis_weights():
+    rng = np.random.default_rng(0)
+    smoothed, k = psis(0.05 * rng.normal(size=1000))
+    assert k < 0.5
+    np.testing.assert_allclose(np.exp(smoothed).sum(), 1.0, rtol=1e-10)
+    _, k_heavy = psis(3.0 * rng.standard_t(2, size=1000))
+    assert k_heavy > 0.7
+
+
+@needs_shipped
+def test_shipped_model_verifies_and_card_matches_accuracy_json():
+    header = verify_model_dir(SHIPPED)
+    accuracy = json.loads((SHIPPED / "accuracy.json").read_text())
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    for row in accuracy["splits"].values():
+        assert f"{row['mse']:.2e}" in card
+        assert f"{row['dice_0.5']:.3f}" in card
+    assert header["training_ranges"]["mu_D_mm"] == [1.0, 30.0]
+    assert (SHIPPED / "surrogate.eqx").stat().st_size < 5_000_000
+
+
+@needs_shipped
+def test_shipped_accuracy_on_fresh_held_out_solves_within_card():
+    """8 fresh PDE solves (a seed the card did not use) on held-out seeds: the mean error stays
+    within the card's numbers, with slack for the small sample (MSE ≤ 2× + 1e-4, Dice@0.5 and
+    NCC ≥ card − 0.1)."""
+    from bayestumor.forward.surrogate._forward import load_network
+
+    net, _ = load_network(SHIPPED)
+    card = json.loads((SHIPPED / "accuracy.json").read_text())["splits"]["test"]
+    summary = evaluate(net, fresh_solves("test", 8, seed=2024, progress=False))
+    assert summary["mse"] <= 2.0 * card["mse"] + 1e-4
+    assert summary["dice_0.5"] >= card["dice_0.5"] - 0.1
+    assert summary["ncc"] >= card["ncc"] - 0.1
+
+
+@needs_shipped
+def test_forward_reproduces_the_network_on_training_boxes():
+    """`SurrogateForward` on a box (world = 4 mm × voxel index) gives what `predict` gives."""
+    from bayestumor.forward.surrogate._forward import load_network
+
+    net, _ = load_network(SHIPPED)
+    data = fresh_solves("phantom", 2, seed=7, progress=False)
+    expected = predict(net, data)
+    for i in range(2):
+        tissues = data["tissues"][i]
+        anatomy = Anatomy(wm=tissues[0], gm=tissues[1], csf=tissues[2], grid=canonical_grid())
+        forward = SurrogateForward.from_anatomy(anatomy)
+        params = GrowthParams.from_scale_free(
+            data["mu_D"][i], data["mu_rho"][i], data["seed_voxel"][i] * SPACING_MM
+        )
+        np.testing.assert_allclose(forward(params), expected[i], atol=2e-5)
+
+
+@needs_shipped
+@pytest.mark.parametrize("spacing_mm", [4.0, 2.0])
+def test_gradients_finite_on_a_patient_roi(spacing_mm):
+    mni = load_mni152(spacing_mm)
+    center = mni.grid.world_to_voxel(np.array([20.0, -20.0, 20.0])).round().astype(int)
+    half = round(40.0 / spacing_mm)
+    sl = tuple(slice(c - half, c + half + 1) for c in center)
+    from bayestumor._resample import crop_grid
+
+    slices, grid = crop_grid(mni.grid, [s.start for s in sl], [s.stop for s in sl])
+    roi = mni._cropped(slices, grid)
+    forward = SurrogateForward.from_anatomy(roi)
+    assert forward.grid.same_as(roi.grid)
+
+    def total(theta):
+        params = GrowthParams.from_scale_free(theta[0], theta[1], theta[2:])
+        return jnp.sum(forward(params))
+
+    theta = jnp.array([8.0, 3.0, 20.0, -20.0, 20.0])
+    value, grad = jax.value_and_grad(total)(theta)
+    assert value > 0
+    assert bool(jnp.all(jnp.isfinite(grad)))
+    assert float(grad[0]) > 0 and float(grad[1]) > 0  # bigger μ → more tumour
+    assert float(jnp.linalg.norm(grad[2:])) > 0
+
+
+def test_reweighting_a_posterior_by_its_own_likelihood_gives_equal_weights():
+    """Importance ratios L/L = 1: uniform weights, ESS = n, unchanged means."""
+    from bayestumor.anatomy import make_phantom
+    from bayestumor.forward import PDEForward
+    from bayestumor.forward.surrogate import reweight_with_pde
+    from bayestumor.inference import CalibrationProblem
+    from bayestumor.model import model_data_from_patient
+    from bayestumor.synthetic import ImagingParams, simulate_patient
+
+    anatomy = make_phantom((16, 16, 16), 4.0)
+    params = GrowthParams.from_scale_free(6.0, 2.0, jnp.zeros(3))
+    patient = simulate_patient(anatomy, params, ImagingParams(), jax.random.key(0))
+    priors = Priors(parametrisation="scale_free", mu_D=(2.0, 10.0), mu_rho=(1.0, 3.0))
+    pde = PDEForward.from_anatomy(anatomy).sized_for(*priors.max_diffusion_and_reaction())
+    problem = CalibrationProblem(forward=pde, data=model_data_from_patient(patient), priors=priors)
+    positions = problem.sample_prior(jax.random.key(1), 12)
+    refinement = reweight_with_pde(problem, problem, positions, ["mu_D", "mu_rho"])
+    np.testing.assert_allclose(np.exp(refinement.log_weights), 1.0 / 12, rtol=1e-6)
+    assert refinement.ess == pytest.approx(12.0)
+    for mean, _, refined_mean, _, shift in refinement.summary.values():
+        assert refined_mean == pytest.approx(mean) and shift < 1e-6
