@@ -99,6 +99,20 @@ class Anatomy:
         stop = np.minimum(voxels.max(axis=0) + margin_voxels + 1, self.shape)
         return self._cropped(*crop_grid(self.grid, start, stop))
 
+    def cropped_cube(self, center_mm: np.ndarray, size: int) -> Anatomy:
+        """A `size`³ box of whole voxels centred on the voxel nearest `center_mm` (world mm),
+        shifted inwards where it would leave the volume.
+
+        Raises:
+            InputError: if the volume is smaller than `size` along some axis.
+        """
+        shape = np.array(self.shape)
+        if np.any(shape < size):
+            raise InputError(f"a {size}³ crop does not fit in a volume of shape {self.shape}")
+        centre = np.round(self.grid.world_to_voxel(np.asarray(center_mm, dtype=float))).astype(int)
+        start = np.clip(centre - size // 2, 0, shape - size)
+        return self._cropped(*crop_grid(self.grid, start, start + size))
+
     def _cropped(self, slices: tuple[slice, ...], grid: Grid) -> Anatomy:
         return Anatomy(wm=self.wm[slices], gm=self.gm[slices], csf=self.csf[slices], grid=grid)
 

@@ -25,21 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayestumor._resample import crop_grid
 from bayestumor.anatomy import load_mni152
 from bayestumor.forward import FixedStep, GrowthParams, PDEForward
 
 SEED_MM = np.array([26.0, 18.0, 24.0])  # right frontal white matter in MNI152
 PARAMS = dict(D_w=0.15, rho=0.015, T=600.0)  # realistic glioblastoma, ≈ 50 mm front travel
-
-
-def crop_cube(spacing_mm: float, n: int):
-    """An n³ crop of the MNI152 anatomy at `spacing_mm` centred on the seed."""
-    anatomy = load_mni152(spacing_mm)
-    centre = np.round(anatomy.grid.world_to_voxel(SEED_MM)).astype(int)
-    start = np.clip(centre - n // 2, 0, np.array(anatomy.shape) - n)
-    slices, grid = crop_grid(anatomy.grid, start, start + n)
-    return anatomy._cropped(slices, grid)
 
 
 def numpy_euler(forward: PDEForward, params: GrowthParams, steps: int) -> np.ndarray:
@@ -89,7 +79,7 @@ def relative_l2(a, b) -> float:
 
 
 def bench_grid(n: int, spacing_mm: float, accuracy: bool) -> dict:
-    anatomy = crop_cube(spacing_mm, n)
+    anatomy = load_mni152(spacing_mm).cropped_cube(SEED_MM, n)
     params = GrowthParams(**PARAMS, seed_mm=SEED_MM)
     forward = PDEForward.from_anatomy(anatomy)
     steps = forward.stable_steps(params)

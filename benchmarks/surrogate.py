@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayestumor._resample import crop_grid
 from bayestumor.anatomy import load_mni152
 from bayestumor.forward import GrowthParams, PDEForward
 from bayestumor.forward.surrogate import (
@@ -52,15 +51,6 @@ TRUTH = dict(D_w=0.05, rho=0.025, T=300.0)  # μ_D ≈ 3.9 mm, μ_ρ ≈ 2.7: fr
 # Physical priors whose μ_D = √(D_w T) and μ_ρ = √(ρ T) stay inside the surrogate's training
 # ranges ([1, 30] mm, [1, 8]); the package defaults reach μ_ρ ≈ 14, where it would extrapolate.
 PRIORS = Priors(parametrisation="physical", D_w=(0.02, 0.9), rho=(0.02, 0.064), T=(50.0, 1000.0))
-
-
-def crop_cube(spacing_mm: float, n: int):
-    """An n³ crop of the MNI152 anatomy at `spacing_mm` centred on the seed."""
-    anatomy = load_mni152(spacing_mm)
-    centre = np.round(anatomy.grid.world_to_voxel(SEED_MM)).astype(int)
-    start = np.clip(centre - n // 2, 0, np.array(anatomy.shape) - n)
-    slices, grid = crop_grid(anatomy.grid, start, start + n)
-    return anatomy._cropped(slices, grid)
 
 
 def median_time(fn, *args, repeats: int = 5) -> float:
@@ -118,7 +108,7 @@ def speed_rows(model: str, repeats: int) -> list[dict]:
     rows = []
     priors = PRIORS
     for spacing_mm, n in ((4.0, 32), (2.0, 64)):
-        roi = crop_cube(spacing_mm, n)
+        roi = load_mni152(spacing_mm).cropped_cube(SEED_MM, n)
         surrogate = SurrogateForward.from_anatomy(roi, model)
         pde = PDEForward.from_anatomy(roi).sized_for(*priors.max_diffusion_and_reaction())
         one = batch_params(1, jax.random.key(0))
@@ -162,7 +152,7 @@ def synthetic_patient(spacing_mm: float, key: jax.Array):
     """A patient on the MNI152 anatomy at `spacing_mm` from the PDE with `TRUTH` (noisy scans)."""
     from bayestumor.synthetic import ImagingParams, simulate_patient
 
-    anatomy = crop_cube(spacing_mm, int(128 / spacing_mm))
+    anatomy = load_mni152(spacing_mm).cropped_cube(SEED_MM, int(128 / spacing_mm))
     params = GrowthParams(**TRUTH, seed_mm=jnp.asarray(SEED_MM, jnp.float32))
     return simulate_patient(anatomy, params, ImagingParams(), key, noisy=True, pet=True)
 

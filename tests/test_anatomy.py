@@ -505,3 +505,17 @@ def test_mni152_loads_from_the_nilearn_wheel_with_a_human_brain_volume():
     assert load_mni152(4.0) is anatomy  # cached
     with pytest.raises(ValueError):
         anatomy.wm[0, 0, 0] = 1.0  # shared arrays are read-only
+
+
+def test_cropped_cube_is_a_whole_voxel_box_shifted_inside_the_volume():
+    """An n³ crop keeps voxel values and a whole-voxel-shifted affine, centred on the requested
+    point when it fits and pushed inwards at the volume's edge."""
+    anatomy = make_phantom((32, 32, 32), 4.0)
+    centre = anatomy.grid.voxel_to_world(np.array([16.0, 10.0, 2.0]))
+    cube = anatomy.cropped_cube(centre, 8)
+    assert cube.shape == (8, 8, 8)
+    start = np.round(anatomy.grid.world_to_voxel(cube.grid.voxel_to_world(np.zeros(3)))).astype(int)
+    np.testing.assert_array_equal(start, [12, 6, 0])  # k pushed inwards from −2 to 0
+    np.testing.assert_array_equal(cube.wm, anatomy.wm[12:20, 6:14, 0:8])
+    with pytest.raises(InputError, match="does not fit"):
+        anatomy.cropped_cube(centre, 40)
