@@ -29,6 +29,14 @@ def _add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         default=defaults.priors.parametrisation == "scale_free",
         help="sample mu_D = sqrt(D_w T), mu_rho = sqrt(rho T) instead of D_w, rho, T",
     )
+    parser.add_argument(
+        "--pde-check",
+        type=int,
+        default=defaults.pde_check_draws,
+        metavar="N",
+        help="with --forward surrogate: reweight N posterior draws by the exact PDE and report "
+        "PSIS k-hat and the corrected means (0: skip)",
+    )
     parser.add_argument("--threshold-u", type=float, default=defaults.threshold_u)
     parser.add_argument("--ctv-probability", type=float, default=defaults.ctv_probability)
     parser.add_argument("--no-plots", action="store_true")
@@ -48,6 +56,7 @@ def _config(args: argparse.Namespace, base):
         draws=args.draws,
         warmup=args.warmup,
         smc_particles=args.particles,
+        pde_check_draws=args.pde_check,
         seed=args.seed,
         priors=priors,
         threshold_u=args.threshold_u,
@@ -66,6 +75,7 @@ _OPTION_FIELDS = {
     "draws": "draws",
     "warmup": "warmup",
     "particles": "smc_particles",
+    "pde_check": "pde_check_draws",
     "seed": "seed",
     "threshold_u": "threshold_u",
     "ctv_probability": "ctv_probability",

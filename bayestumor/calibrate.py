@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,8 +28,14 @@ import xarray as xr
 from bayestumor._atomic import atomic_directory
 from bayestumor._patient import Patient
 from bayestumor._patient_io import load_patient
-from bayestumor.errors import InputError
+from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.forward import AbstractForwardModel, FixedStep, PDEForward
+from bayestumor.forward.surrogate import (
+    PARETO_K_GOOD,
+    Refinement,
+    format_refinement,
+    reweight_with_pde,
+)
 from bayestumor.inference import (
     SAMPLERS,
     CalibrationProblem,
@@ -37,6 +44,7 @@ from bayestumor.inference import (
     parameter_names,
     run_inference,
 )
+from bayestumor.inference._problem import flatten_draws
 from bayestumor.likelihoods import DEFAULT_EPSILON
 from bayestumor.model import model_data_from_patient
 from bayestumor.predict import (
@@ -72,6 +80,9 @@ class CalibrationConfig:
         ctv_probability: p of the CTV {P(u > u*) ≥ p}.
         epsilon: clipping of the MRI visibility probability.
         reaction_step: PDE accuracy bound on ρ·Δt per Heun step (`FixedStep.reaction_step`).
+        pde_check_draws: with ``forward="surrogate"``, how many posterior draws (evenly
+            thinned) to importance-reweight by the exact PDE likelihood, reporting PSIS k̂,
+            weight ESS and the PDE-corrected means (`check_against_pde`); 0 skips the check.
         progress: progress bars and printed diagnostics.
         plots: write PNG figures.
     """
@@ -94,6 +105,7 @@ class CalibrationConfig:
     ctv_probability: float = DEFAULT_CTV_PROBABILITY
     epsilon: float = DEFAULT_EPSILON
     reaction_step: float = 0.05
+    pde_check_draws: int = 200
     progress: bool = True
     plots: bool = True
 
@@ -107,8 +119,10 @@ class CalibrationConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"{name} must be positive, got {value}")
-        if not (math.isfinite(self.margin_mm) and self.margin_mm >= 0):
-            raise InputError(f"margin_mm must be ≥ 0, got {self.margin_mm}")
+        for name in ("margin_mm", "pde_check_draws"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"{name} must be ≥ 0, got {value}")
         if isinstance(self.priors, dict):
             object.__setattr__(self, "priors", Priors.from_dict(self.priors))
 
@@ -186,9 +200,12 @@ def region_of_interest(patient: Patient, config: CalibrationConfig) -> Patient:
     return patient.resampled(config.spacing_mm).cropped(config.margin_mm)
 
 
-def build_forward(roi: Patient, config: CalibrationConfig) -> AbstractForwardModel:
-    """The forward map on the ROI, its step bound sized for the prior's upper ends."""
-    if config.forward == "surrogate":
+def build_forward(
+    roi: Patient, config: CalibrationConfig, kind: Literal["pde", "surrogate"] | None = None
+) -> AbstractForwardModel:
+    """The forward map on the ROI (of `kind`, default `config.forward`); the PDE's step bound
+    sized for the prior's upper ends."""
+    if (kind or config.forward) == "surrogate":
         from bayestumor.forward.surrogate import SurrogateForward
 
         # Warns when the priors leave the network's training ranges.
@@ -197,6 +214,44 @@ def build_forward(roi: Patient, config: CalibrationConfig) -> AbstractForwardMod
         roi.anatomy, stepping=FixedStep(reaction_step=config.reaction_step)
     )
     return forward.sized_for(*config.priors.max_diffusion_and_reaction())
+
+
+def check_against_pde(
+    problem: CalibrationProblem, inference: InferenceResult, roi: Patient, config: CalibrationConfig
+) -> Refinement:
+    """Importance-reweight `config.pde_check_draws` evenly thinned surrogate posterior draws by
+    the exact PDE likelihood on the same ROI (`reweight_with_pde`): PSIS k̂ < 0.7 means the
+    PDE-corrected means are trustworthy; larger k̂ means the surrogate posterior is off and the
+    PDE sampler should be run. Warns (`DiagnosticsWarning`) when k̂ ≥ 0.7."""
+    positions, _ = flatten_draws(inference.run.positions)
+    n = len(next(iter(positions.values())))
+    keep = np.unique(np.linspace(0, n - 1, min(config.pde_check_draws, n)).round().astype(int))
+    thinned = {name: np.asarray(values)[keep] for name, values in positions.items()}
+    pde_problem = dataclasses.replace(problem, forward=build_forward(roi, config, "pde"))
+    refinement = reweight_with_pde(problem, pde_problem, thinned, parameter_names(problem))
+    if not refinement.reliable:
+        warnings.warn(
+            f"the surrogate posterior disagrees with the PDE (PSIS k̂ = "
+            f"{refinement.pareto_k:.2f} ≥ {PARETO_K_GOOD}): use --forward pde for this patient",
+            DiagnosticsWarning,
+            stacklevel=2,
+        )
+    return refinement
+
+
+def refinement_summary(refinement: Refinement) -> dict[str, Any]:
+    """JSON-ready form of a `Refinement` for ``summary.json``."""
+    keys = ("surrogate_mean", "surrogate_sd", "pde_mean", "pde_sd", "shift_in_sd")
+    return {
+        "draws": len(refinement.log_weights),
+        "pareto_k": refinement.pareto_k,
+        "reliable": refinement.reliable,
+        "weight_ess": refinement.ess,
+        "parameters": {
+            name: dict(zip(keys, values, strict=True))
+            for name, values in refinement.summary.items()
+        },
+    }
 
 
 def summarise(
@@ -274,6 +329,9 @@ def calibrate_patient(
         progress=config.progress,
     )
     names = parameter_names(problem)
+    refinement = None
+    if config.forward == "surrogate" and config.pde_check_draws > 0:
+        refinement = check_against_pde(problem, inference, roi, config)
     posterior = inference.datatree["posterior"]
     imaging = {
         name: np.asarray(posterior[name]).reshape(-1)
@@ -310,11 +368,14 @@ def calibrate_patient(
             "ctv_ml": written["ctv_ml"],
             "flair_ml": volumes.get("flair"),
             "t1c_ml": volumes.get("t1c"),
+            "pde_check": None if refinement is None else refinement_summary(refinement),
             "runtime_s": None,
         }
         inference.datatree.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
         (tmp / "diagnostics.json").write_text(json.dumps(inference.diagnostics, indent=2))
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        if refinement is not None:
+            (tmp / "pde_check.md").write_text(format_refinement(refinement) + "\n")
         if config.plots:
             from bayestumor.plots import plot_density_slices, plot_trace
 
@@ -328,6 +389,10 @@ def calibrate_patient(
     if config.progress:
         print(format_diagnostics(inference.diagnostics))
         print(format_summary(summary))
+        if refinement is not None:
+            print(
+                "\nsurrogate posterior checked against the PDE:\n" + format_refinement(refinement)
+            )
     return CalibrationResult(
         datatree=inference.datatree, summary=summary, maps=maps, roi=roi, out_dir=out_dir
     )
@@ -364,6 +429,7 @@ __all__ = [
     "CalibrationResult",
     "build_forward",
     "calibrate_patient",
+    "check_against_pde",
     "format_summary",
     "region_of_interest",
     "validate_patient",

@@ -224,3 +224,46 @@ def test_reweighting_a_posterior_by_its_own_likelihood_gives_equal_weights():
     assert refinement.ess == pytest.approx(12.0)
     for mean, _, refined_mean, _, shift in refinement.summary.values():
         assert refined_mean == pytest.approx(mean) and shift < 1e-6
+
+
+@needs_shipped
+def test_surrogate_calibration_reports_its_pde_check(tmp_path):
+    """`--forward surrogate` reweights its draws by the PDE and reports it: with every draw
+    reweighted the surrogate columns are the posterior's own mean and sd, the PDE-corrected
+    means are convex combinations of the draws, and an unreliable k̂ is warned about."""
+    from bayestumor.calibrate import CalibrationConfig, calibrate_patient
+    from bayestumor.errors import DiagnosticsWarning
+    from bayestumor.synthetic import ImagingParams, simulate_patient
+
+    mni = load_mni152(4.0)
+    seed_mm = np.array([26.0, 18.0, 24.0])
+    anatomy = mni.cropped_cube(seed_mm, 24)
+    params = GrowthParams.from_scale_free(6.0, 2.5, jnp.asarray(seed_mm, jnp.float32))
+    patient = simulate_patient(anatomy, params, ImagingParams(), jax.random.key(2), noisy=True)
+    config = CalibrationConfig(
+        forward="surrogate",
+        sampler="smc",
+        smc_particles=24,
+        smc_mcmc_steps=2,
+        margin_mm=8.0,
+        priors=Priors(parametrisation="scale_free", u_c_t1c=0.7, u_c_flair=0.25, b=0.85),
+        pde_check_draws=100,  # more than the 24 draws: all are reweighted
+        plots=False,
+        progress=False,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = calibrate_patient(patient, tmp_path / "out", config)
+    check = result.summary["pde_check"]
+    assert check["draws"] == 24 and 0 < check["weight_ess"] <= 24
+    assert (tmp_path / "out" / "pde_check.md").read_text().startswith("PSIS k̂")
+    posterior = result.datatree["posterior"]
+    for name in ("mu_D", "mu_rho", "seed_x", "sigma_alpha", "sigma"):
+        row, draws = check["parameters"][name], np.asarray(posterior[name]).reshape(-1)
+        assert row["surrogate_mean"] == pytest.approx(result.summary["parameters"][name]["mean"])
+        assert row["surrogate_sd"] == pytest.approx(result.summary["parameters"][name]["sd"])
+        assert draws.min() - 1e-6 <= row["pde_mean"] <= draws.max() + 1e-6
+    warned = any(
+        issubclass(w.category, DiagnosticsWarning) and "PSIS" in str(w.message) for w in caught
+    )
+    assert warned == (not check["reliable"])

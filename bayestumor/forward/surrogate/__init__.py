@@ -20,6 +20,7 @@ from bayestumor.forward.surrogate._forward import (
 )
 from bayestumor.forward.surrogate._network import NetworkConfig, SurrogateNet
 from bayestumor.forward.surrogate._refine import (
+    PARETO_K_GOOD,
     Refinement,
     format_refinement,
     psis,
@@ -29,6 +30,7 @@ from bayestumor.forward.surrogate._train import TrainConfig, train
 
 __all__ = [
     "DEFAULT_MODEL",
+    "PARETO_K_GOOD",
     "DataConfig",
     "NetworkConfig",
     "Refinement",
