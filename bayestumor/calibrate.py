@@ -346,6 +346,13 @@ def calibrate_patient(
         ctv_probability=config.ctv_probability,
         epsilon=config.epsilon,
     )
+    if maps.ctv_at_roi_edge:
+        warnings.warn(
+            f"the CTV reaches the edge of the region of interest (lesion ± {config.margin_mm:g} "
+            "mm), which may cut it off: calibrate again with a larger --margin",
+            DiagnosticsWarning,
+            stacklevel=2,
+        )
     volumes = patient.observations.volumes_ml()
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
@@ -366,6 +373,7 @@ def calibrate_patient(
             "threshold_u": config.threshold_u,
             "ctv_probability": config.ctv_probability,
             "ctv_ml": written["ctv_ml"],
+            "ctv_at_roi_edge": maps.ctv_at_roi_edge,
             "flair_ml": volumes.get("flair"),
             "t1c_ml": volumes.get("t1c"),
             "pde_check": None if refinement is None else refinement_summary(refinement),
@@ -418,6 +426,11 @@ def format_summary(summary: dict[str, Any], truth: dict[str, float] | None = Non
         f"CTV {{P(u > {summary['threshold_u']:g}) ≥ {summary['ctv_probability']:g}}}: "
         f"{summary['ctv_ml']:.1f} ml; visible FLAIR: "
         + ("—" if flair is None else f"{flair:.1f} ml")
+        + (
+            " (the CTV reaches the ROI's edge: widen --margin)"
+            if summary["ctv_at_roi_edge"]
+            else ""
+        )
     )
     if summary.get("runtime_s") is not None:
         lines.append(f"runtime {summary['runtime_s']:.1f} s")

@@ -69,6 +69,14 @@ class PosteriorMaps:
         """CTV volume on the ROI grid, ml."""
         return float(np.count_nonzero(self.ctv)) * self.grid.voxel_volume_ml
 
+    @property
+    def ctv_at_roi_edge(self) -> bool:
+        """True when the CTV reaches a face of the ROI grid, so the ROI may cut it off (and
+        the zero-flux ROI boundary may have held the simulated tumour back): widen the
+        margin."""
+        ctv = self.ctv
+        return bool(ctv[[0, -1]].any() or ctv[:, [0, -1]].any() or ctv[:, :, [0, -1]].any())
+
 
 def posterior_maps(
     densities: np.ndarray,

@@ -28,6 +28,18 @@ def test_statistics_by_hand():
     assert posterior_maps(_draws(), grid, threshold_u=0.05, ctv_probability=0.8).ctv.sum() == 0
 
 
+@pytest.mark.parametrize(
+    ("voxel", "at_edge"),
+    [((2, 2, 2), False), ((0, 2, 2), True), ((2, 4, 2), True), ((2, 2, 4), True)],
+)
+def test_ctv_at_roi_edge_flags_a_ctv_touching_any_face(voxel, at_edge):
+    densities = np.zeros((4, 5, 5, 5), np.float32)
+    densities[:, 1:4, 1:4, 1:4] = 0.5  # an interior CTV...
+    densities[(slice(None), *voxel)] = 0.5  # ...plus one voxel, on a face or not
+    maps = posterior_maps(densities, Grid((5, 5, 5), np.eye(4)), threshold_u=0.05)
+    assert maps.ctv_at_roi_edge == at_edge
+
+
 def test_predicted_visibility_is_posterior_mean_of_alpha():
     grid = Grid((2, 2, 2), np.eye(4))
     imaging = {"u_c_flair": np.array([0.1, 0.2, 0.1, 0.2]), "sigma_alpha": np.full(4, 0.05)}
