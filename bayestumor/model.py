@@ -6,18 +6,29 @@ interest. Growth parameters with log-uniform priors are sampled as ``log_<name>`
 move in log space) and recorded under their own names as deterministic sites, so every result
 carries ``D_w, rho, T`` (or ``mu_D, mu_rho``), ``seed_x, seed_y, seed_z`` and the imaging
 parameters ``u_c_t1c, u_c_flair, sigma_alpha, b, sigma`` by those names.
+
+One scan identifies only μ_D = √(D_w T) and μ_ρ = √(ρ T), so with D_w, ρ and T all free the
+posterior of (log D_w, log ρ, log T) is a thin ridge along log T, bent by the prior box in the
+samplers' unconstrained space — NUTS mixes badly along it. The model therefore samples the same
+prior in coordinates aligned with what the data see: ``log_mu`` = (log μ_D, log μ_ρ) from its
+exact marginal (`ScaleFreeMarginal`), then ``log_T`` uniform on the interval the box leaves
+given them. The likelihood depends on ``log_mu`` alone, and ``log_T`` given it is the prior's
+conditional, a fixed shape in unconstrained space: no ridge. D_w = μ_D²/T and ρ = μ_ρ²/T are
+recorded as before; the prior on (D_w, ρ, T) is unchanged (independent log-uniforms).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from numpyro.distributions import constraints
 
-from bayestumor._custom_types import Array, Float, Int
+from bayestumor._custom_types import Array, Float, Int, PRNGKeyArray
 from bayestumor._patient import Patient
 from bayestumor.errors import InputError
 from bayestumor.forward import AbstractForwardModel, GrowthParams
@@ -100,6 +111,70 @@ def _parameter(name: str, spec: Spec) -> Array:
     return numpyro.sample(name, dist.Uniform(low, high))
 
 
+class ScaleFreeMarginal(dist.Distribution):
+    """Law of (log μ_D, log μ_ρ) = ((log D_w + log T)/2, (log ρ + log T)/2) when log D_w, log ρ
+    and log T are independent uniforms on [x_l, x_h], [y_l, y_h], [t_l, t_h].
+
+    With a = log μ_D, b = log μ_ρ the map (x, y, t) → (a, b, t) has Jacobian 1/4, so the joint
+    density of (a, b, t) is 4/V on {2a − t ∈ [x_l, x_h], 2b − t ∈ [y_l, y_h], t ∈ [t_l, t_h]}
+    (V the volume of the box), and the marginal is p(a, b) = 4 L(a, b) / V with L the length
+    of the t-interval `log_T_interval` — zero outside a hexagon inside the declared box support.
+    Sampling transforms uniform draws, so it is exact.
+    """
+
+    arg_constraints: ClassVar[dict] = {}
+    pytree_data_fields = ("log_D_w", "log_rho", "log_T")
+
+    def __init__(self, log_D_w, log_rho, log_T, *, validate_args=None):
+        self.log_D_w, self.log_rho, self.log_T = (jnp.asarray(v) for v in (log_D_w, log_rho, log_T))
+        super().__init__(batch_shape=(), event_shape=(2,), validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=1)
+    def support(self):
+        low = jnp.stack([self.log_D_w[0] + self.log_T[0], self.log_rho[0] + self.log_T[0]]) / 2
+        high = jnp.stack([self.log_D_w[1] + self.log_T[1], self.log_rho[1] + self.log_T[1]]) / 2
+        return constraints.independent(constraints.interval(low, high), 1)
+
+    def log_T_interval(self, value: Array) -> tuple[Array, Array]:
+        """Bounds of log T given (log μ_D, log μ_ρ) = `value` (empty where high ≤ low)."""
+        a, b = value[..., 0], value[..., 1]
+        (x_l, x_h), (y_l, y_h), (t_l, t_h) = self.log_D_w, self.log_rho, self.log_T
+        low = jnp.maximum(t_l, jnp.maximum(2 * a - x_h, 2 * b - y_h))
+        high = jnp.minimum(t_h, jnp.minimum(2 * a - x_l, 2 * b - y_l))
+        return low, high
+
+    def sample(self, key: PRNGKeyArray, sample_shape=()) -> Array:
+        keys = jax.random.split(key, 3)
+        x, y, t = (
+            jax.random.uniform(k, sample_shape, minval=bounds_[0], maxval=bounds_[1])
+            for k, bounds_ in zip(keys, (self.log_D_w, self.log_rho, self.log_T), strict=True)
+        )
+        return jnp.stack([(x + t) / 2, (y + t) / 2], axis=-1)
+
+    def log_prob(self, value: Array) -> Array:
+        low, high = self.log_T_interval(value)
+        length = high - low
+        (x_l, x_h), (y_l, y_h), (t_l, t_h) = self.log_D_w, self.log_rho, self.log_T
+        volume = (x_h - x_l) * (y_h - y_l) * (t_h - t_l)
+        # The inner where keeps the gradient finite outside the support (log of a positive).
+        log_length = jnp.log(jnp.where(length > 0, length, 1.0))
+        return jnp.where(length > 0, log_length + jnp.log(4.0) - jnp.log(volume), -jnp.inf)
+
+
+def _physical_without_ridge(priors: Priors) -> tuple[Array, Array, Array]:
+    """D_w, ρ, T with all three free, sampled as ``log_mu`` then ``log_T`` (module docstring)."""
+    marginal = ScaleFreeMarginal(
+        *(np.log(bounds(getattr(priors, name))) for name in ("D_w", "rho", "T"))
+    )
+    log_mu = numpyro.sample("log_mu", marginal)
+    low, high = marginal.log_T_interval(log_mu)
+    # Outside the support `log_mu` already has log density −∞; keep this interval non-empty.
+    log_T = numpyro.sample("log_T", dist.Uniform(low, jnp.maximum(high, low + 1e-6)))
+    D_w = numpyro.deterministic("D_w", jnp.exp(2 * log_mu[0] - log_T))
+    rho = numpyro.deterministic("rho", jnp.exp(2 * log_mu[1] - log_T))
+    return D_w, rho, numpyro.deterministic("T", jnp.exp(log_T))
+
+
 def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
     """Sample the growth parameters and the seed; returns them as `GrowthParams`."""
     seed = []
@@ -113,9 +188,10 @@ def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
         seed.append(numpyro.sample(name, prior))
     seed_mm = jnp.stack(seed)
     if priors.parametrisation == "physical":
-        D_w = _parameter("D_w", priors.D_w)
-        rho = _parameter("rho", priors.rho)
-        T = _parameter("T", priors.T)
+        if any(is_fixed(getattr(priors, name)) for name in ("D_w", "rho", "T")):
+            D_w, rho, T = (_parameter(name, getattr(priors, name)) for name in ("D_w", "rho", "T"))
+        else:
+            D_w, rho, T = _physical_without_ridge(priors)
         params = GrowthParams(D_w=D_w, rho=rho, T=T, seed_mm=seed_mm)
         numpyro.deterministic("mu_D", params.mu_D)
         numpyro.deterministic("mu_rho", params.mu_rho)
@@ -182,6 +258,7 @@ def tumour_model(
 __all__ = [
     "OBSERVED_SITES",
     "ModelData",
+    "ScaleFreeMarginal",
     "brain_density",
     "model_data_from_patient",
     "sample_growth_params",

@@ -1,6 +1,7 @@
 """Priors and the NumPyro model: names, fixed values, seed truncation, parametrisations."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import numpyro
 import pytest
@@ -97,3 +98,90 @@ def test_model_data_rejects_patients_without_observations():
     empty = type(patient.observations)(grid=patient.grid)
     with pytest.raises(InputError, match="no T1c, FLAIR or PET"):
         model_data_from_patient(type(patient)(patient.anatomy, empty, "x"))
+
+
+def _all_free_problem():
+    return tiny_problem(pet=True, priors=Priors())
+
+
+def test_scale_free_marginal_is_normalised_and_matches_its_own_draws():
+    """p(a, b) = 4 L(a, b) / V integrates to 1 over its box, and a histogram of its exact draws
+    ((log D + log T)/2, (log ρ + log T)/2) follows it."""
+    from scipy import stats
+
+    from bayestumor.model import ScaleFreeMarginal
+
+    priors = Priors()
+    ranges = [np.log(bounds(getattr(priors, n))) for n in ("D_w", "rho", "T")]
+    marginal = ScaleFreeMarginal(*ranges)
+    support = marginal.support
+    low, high = (
+        np.asarray(support.base_constraint.lower_bound),
+        np.asarray(support.base_constraint.upper_bound),
+    )
+    n = 400
+    edges = [np.linspace(low[i], high[i], n + 1) for i in range(2)]
+    centres = [0.5 * (e[1:] + e[:-1]) for e in edges]
+    grid = np.stack(np.meshgrid(*centres, indexing="ij"), -1)
+    density = np.exp(np.asarray(marginal.log_prob(grid), np.float64))
+    cell = np.prod((high - low) / n)
+    assert density.sum() * cell == pytest.approx(1.0, abs=2e-3)
+    draws = np.asarray(marginal.sample(jax.random.key(0), (100_000,)))
+    coarse = [np.linspace(low[i], high[i], 11) for i in range(2)]
+    counts = np.histogram2d(draws[:, 0], draws[:, 1], bins=coarse)[0].reshape(-1)
+    expected = (density.reshape(10, 40, 10, 40).sum(axis=(1, 3)) * cell).reshape(-1)
+    occupied = expected * counts.sum() >= 5  # χ² needs ≥ 5 expected per bin
+    assert counts[~occupied].sum() <= 5 + 3 * np.sqrt(expected[~occupied].sum() * counts.sum())
+    expected = expected[occupied] / expected[occupied].sum() * counts[occupied].sum()
+    assert stats.chisquare(counts[occupied], expected).pvalue > 1e-3
+
+
+def test_all_free_physical_prior_is_independent_log_uniform():
+    """With D_w, ρ and T all free the model samples (log μ_D, log μ_ρ) then log T, but the
+    prior it implies on (D_w, ρ, T) is still the independent log-uniforms of `Priors`."""
+    from scipy import stats
+
+    problem = _all_free_problem()
+    assert {"log_mu", "log_T"} <= set(problem.site_names)
+    draws = jax.vmap(problem.constrain)(problem.sample_prior(jax.random.key(3), 4000))
+    logs = {}
+    for name in ("D_w", "rho", "T"):
+        low, high = np.log(bounds(getattr(problem.priors, name)))
+        logs[name] = np.log(np.asarray(draws[name], np.float64))
+        assert stats.kstest(logs[name], stats.uniform(low, high - low).cdf).pvalue > 1e-3, name
+    assert abs(np.corrcoef(np.stack(list(logs.values())))[np.triu_indices(3, 1)]).max() < 0.05
+
+
+def test_all_free_physical_log_prior_has_the_exact_jacobian():
+    """The samplers' log prior in unconstrained space (NumPyro's transforms) equals the
+    hand-derived density log(4/V) + log L(a, b) + Σ log(w σ'(u)) + log σ'(u_T), up to the terms
+    of the other sites, which are held fixed."""
+    from bayestumor.model import ScaleFreeMarginal
+
+    problem = _all_free_problem()
+    positions = problem.sample_prior(jax.random.key(4), 64)
+    first = {k: jnp.broadcast_to(v[0], v.shape) for k, v in positions.items()}
+    positions = first | {k: positions[k] for k in ("log_mu", "log_T")}
+    log_prior = np.asarray(jax.vmap(problem.log_prior)(positions), np.float64)
+
+    ranges = [np.log(bounds(getattr(problem.priors, n))) for n in ("D_w", "rho", "T")]
+    marginal = ScaleFreeMarginal(*ranges)
+    a_b = np.asarray(jax.vmap(problem.constrain)(positions)["log_mu"], np.float64)
+    lower, upper = marginal.log_T_interval(a_b)
+    width = np.asarray(marginal.support.base_constraint.upper_bound) - np.asarray(
+        marginal.support.base_constraint.lower_bound
+    )
+
+    def log_sigmoid_derivative(u):
+        return -np.logaddexp(0.0, u) - np.logaddexp(0.0, -u)
+
+    volume = np.prod([r[1] - r[0] for r in ranges])
+    u_mu = np.asarray(positions["log_mu"], np.float64)
+    expected = (
+        np.log(4.0 / volume)
+        + np.log(np.asarray(upper - lower, np.float64))
+        + np.sum(np.log(width) + log_sigmoid_derivative(u_mu), axis=-1)
+        + log_sigmoid_derivative(np.asarray(positions["log_T"], np.float64))
+    )
+    difference = log_prior - expected
+    np.testing.assert_allclose(difference, difference[0], atol=2e-4)
