@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayestumor._timing import median_seconds
 from bayestumor.anatomy import load_mni152
 from bayestumor.forward import FixedStep, GrowthParams, PDEForward
 
@@ -54,17 +54,6 @@ def numpy_euler(forward: PDEForward, params: GrowthParams, steps: int) -> np.nda
             div[tuple(upper)] -= flux
         u = u + dt * (a * div + r * u * (1 - u))
     return u
-
-
-def timed(fn, *args, repeats: int = 3) -> float:
-    """Median wall time of `fn(*args)` after one warm-up (compilation) call, results blocked."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def temp_bytes(fn, *args) -> int | None:
@@ -105,9 +94,9 @@ def bench_grid(n: int, spacing_mm: float, accuracy: bool) -> dict:
     grad_jit = jax.jit(jax.grad(loss))
     batch_jit = jax.jit(jax.vmap(forward))
 
-    t_forward = timed(forward_jit, theta)
-    t_grad = timed(grad_jit, theta)
-    t_batch = timed(batch_jit, batch, repeats=1)
+    t_forward = median_seconds(forward_jit, theta)
+    t_grad = median_seconds(grad_jit, theta)
+    t_batch = median_seconds(batch_jit, batch, repeats=1)
     start = time.perf_counter()
     euler = numpy_euler(forward, params, steps)
     t_numpy = time.perf_counter() - start

@@ -4,7 +4,7 @@ For each replicate: draw θ from the prior, simulate segmentations from the mode
 likelihood (Bernoulli(α(u)) at every brain voxel), sample the posterior, and record the rank of
 the true θ among L thinned posterior draws. If the inference is correct the ranks are uniform on
 {0, …, L}; the script prints a χ² uniformity p-value per parameter (ranks in 10 bins) and writes
-``benchmarks/results/sbc.json``.
+``benchmarks/results/sbc.json`` (every 10 replicates; an interrupted run resumes).
 
 Problem: a 12³ phantom at 10 mm, T and the imaging parameters fixed, free parameters D_w, ρ and
 the seed (5 dimensions); posterior by tempered SMC (random-walk moves, all particles batched).
@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 from bayestumor import PDEForward, make_phantom
+from bayestumor._atomic import atomic_path
 from bayestumor.errors import DiagnosticsWarning
 from bayestumor.forward import FixedStep
 from bayestumor.inference import CalibrationProblem, run_inference
@@ -91,6 +92,25 @@ def replicate(problem: CalibrationProblem, key, particles: int, thin_to: int) ->
     return {"ranks": ranks, "truth": {n: float(truth[n]) for n in PARAMETERS}}
 
 
+def uniformity(results: list[dict], thin: int, bins: int, seed: int) -> dict:
+    """χ² (binned) and KS (jittered, continuous) uniformity p-values of the ranks."""
+    table = {}
+    for name in PARAMETERS:
+        ranks = np.array([r["ranks"][name] for r in results])
+        counts = np.histogram(ranks, bins=bins, range=(0, thin + 1))[0]
+        chi2_p = float(stats.chisquare(counts).pvalue)
+        # (r + U) / (L + 1) is uniform on [0, 1] under H0, so the continuous KS test applies.
+        jitter = np.random.default_rng(seed).uniform(size=ranks.size)
+        ks_p = float(stats.kstest((ranks + jitter) / (thin + 1), "uniform").pvalue)
+        table[name] = {"chi2_p": chi2_p, "ks_p": ks_p, "histogram": counts.tolist()}
+    return table
+
+
+def write_record(path: Path, record: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=100)
@@ -102,37 +122,41 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.thin >= args.particles:
         parser.error("--thin must be smaller than --particles")
-    problem = base_problem()
-    start = time.perf_counter()
-    results = []
-    for i, key in enumerate(jax.random.split(jax.random.key(args.seed), args.replicates)):
-        results.append(replicate(problem, key, args.particles, args.thin))
-        if (i + 1) % 10 == 0:
-            print(f"{i + 1} replicates, {time.perf_counter() - start:.0f} s", flush=True)
-    table = {}
-    print(f"\n{'parameter':<10} {'chi2 p':>8} {'KS p':>8}  rank histogram ({args.bins} bins)")
-    for name in PARAMETERS:
-        ranks = np.array([r["ranks"][name] for r in results])
-        counts = np.histogram(ranks, bins=args.bins, range=(0, args.thin + 1))[0]
-        chi2_p = float(stats.chisquare(counts).pvalue)
-        # Continuous KS on jittered ranks ((r + U) / (L + 1) is uniform on [0, 1] under H0).
-        jitter = np.random.default_rng(args.seed).uniform(size=ranks.size)
-        ks_p = float(stats.kstest((ranks + jitter) / (args.thin + 1), "uniform").pvalue)
-        table[name] = {"chi2_p": chi2_p, "ks_p": ks_p, "histogram": counts.tolist()}
-        print(f"{name:<10} {chi2_p:>8.3f} {ks_p:>8.3f}  {counts.tolist()}")
-    record = {
-        "replicates": args.replicates,
+    path = args.out / "sbc.json"
+    settings = {
         "particles": args.particles,
         "thin": args.thin,
-        "seconds": time.perf_counter() - start,
+        "seed": args.seed,
         "priors": PRIORS.to_dict(),
-        "uniformity": table,
-        "replicate_results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "sbc.json"
-    path.write_text(json.dumps(record, indent=2))
-    print(f"wrote {path}")
+    # Replicate i uses fold_in(key, i) whatever --replicates is, so a run resumes or extends exactly.
+    results, seconds = [], 0.0
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous.get("settings") == settings:
+            results, seconds = previous["replicate_results"], previous["seconds"]
+            print(f"resuming after {len(results)} replicates from {path}")
+    problem = base_problem()
+    root = jax.random.key(args.seed)
+    start = time.perf_counter() - seconds
+    record = {}
+    for i in range(len(results), args.replicates):
+        results.append(replicate(problem, jax.random.fold_in(root, i), args.particles, args.thin))
+        record = {
+            "settings": settings,
+            "replicates": len(results),
+            "seconds": time.perf_counter() - start,
+            "uniformity": uniformity(results, args.thin, args.bins, args.seed),
+            "replicate_results": results,
+        }
+        if (i + 1) % 10 == 0 or i + 1 == args.replicates:
+            write_record(path, record)
+            print(f"{i + 1} replicates, {record['seconds']:.0f} s", flush=True)
+    table = uniformity(results, args.thin, args.bins, args.seed)
+    print(f"\n{'parameter':<10} {'chi2 p':>8} {'KS p':>8}  rank histogram ({args.bins} bins)")
+    for name, row in table.items():
+        print(f"{name:<10} {row['chi2_p']:>8.3f} {row['ks_p']:>8.3f}  {row['histogram']}")
+    print(f"{len(results)} replicates; results in {path}")
     return 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -33,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayestumor._atomic import atomic_path
+from bayestumor._timing import median_seconds
 from bayestumor.anatomy import load_mni152
 from bayestumor.forward import GrowthParams, PDEForward
 from bayestumor.forward.surrogate import (
@@ -42,7 +43,6 @@ from bayestumor.forward.surrogate import (
     format_refinement,
     format_table,
     models_dir,
-    reweight_with_pde,
 )
 from bayestumor.priors import Priors
 
@@ -51,17 +51,6 @@ TRUTH = dict(D_w=0.05, rho=0.025, T=300.0)  # μ_D ≈ 3.9 mm, μ_ρ ≈ 2.7: fr
 # Physical priors whose μ_D = √(D_w T) and μ_ρ = √(ρ T) stay inside the surrogate's training
 # ranges ([1, 30] mm, [1, 8]); the package defaults reach μ_ρ ≈ 14, where it would extrapolate.
 PRIORS = Priors(parametrisation="physical", D_w=(0.02, 0.9), rho=(0.02, 0.064), T=(50.0, 1000.0))
-
-
-def median_time(fn, *args, repeats: int = 5) -> float:
-    """Median wall time of `fn(*args)` after one warm-up (compilation) call, results blocked."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def batch_params(n: int, key: jax.Array) -> GrowthParams:
@@ -115,16 +104,16 @@ def speed_rows(model: str, repeats: int) -> list[dict]:
         one = jax.tree.map(lambda x: x[0], one)
         many = batch_params(64, jax.random.key(1))
         row = {"grid": f"{n}³/{spacing_mm:g} mm", "pde_steps": pde.stable_steps(one)}
-        row["surrogate_batch1_s"] = median_time(_single, surrogate, one, repeats=repeats)
-        row["pde_batch1_s"] = median_time(_single, pde, one, repeats=repeats)
+        row["surrogate_batch1_s"] = median_seconds(_single, surrogate, one, repeats=repeats)
+        row["pde_batch1_s"] = median_seconds(_single, pde, one, repeats=repeats)
         row["surrogate_batch64_s"] = (
-            median_time(_surrogate_batch, surrogate, many, repeats=repeats) / 64
+            median_seconds(_surrogate_batch, surrogate, many, repeats=repeats) / 64
         )
-        row["pde_batch64_s"] = median_time(_mapped, pde, many, repeats=1) / 64
+        row["pde_batch64_s"] = median_seconds(_mapped, pde, many, repeats=1) / 64
 
         start = jnp.array([TRUTH["D_w"], TRUTH["rho"], *SEED_MM], jnp.float32)
-        row["surrogate_gradient_s"] = median_time(_gradient, surrogate, start, repeats=repeats)
-        row["pde_gradient_s"] = median_time(_gradient, pde, start, repeats=max(1, repeats // 2))
+        row["surrogate_gradient_s"] = median_seconds(_gradient, surrogate, start, repeats=repeats)
+        row["pde_gradient_s"] = median_seconds(_gradient, pde, start, repeats=max(1, repeats // 2))
         for kind in ("batch1", "batch64", "gradient"):
             row[f"speedup_{kind}"] = row[f"pde_{kind}_s"] / row[f"surrogate_{kind}_s"]
         rows.append(row)
@@ -201,14 +190,11 @@ def nuts_calibration(
                   "mu_rho": float(np.sqrt(TRUTH["rho"] * TRUTH["T"]))},
     }  # fmt: skip
     if refine_draws:
-        pde = PDEForward.from_anatomy(roi.anatomy).sized_for(*priors.max_diffusion_and_reaction())
-        pde_problem = CalibrationProblem(forward=pde, data=data, priors=priors)
-        flat = {k: np.asarray(v).reshape(-1) for k, v in result.run.positions.items()}
-        step = max(1, len(next(iter(flat.values()))) // refine_draws)
-        thinned = {k: v[::step][:refine_draws] for k, v in flat.items()}
+        from bayestumor.calibrate import CalibrationConfig, check_against_pde
+
         started = time.perf_counter()
-        refinement = reweight_with_pde(problem, pde_problem, thinned, ["mu_D", "mu_rho",
-                                       "seed_x", "seed_y", "seed_z"])  # fmt: skip
+        config = CalibrationConfig(priors=priors, pde_check_draws=refine_draws)
+        refinement = check_against_pde(problem, result, roi, config)
         output["refinement"] = {
             "draws": len(refinement.log_weights),
             "seconds": time.perf_counter() - started,
@@ -271,8 +257,8 @@ def main(argv=None) -> dict:
         print("\n## PDE importance reweighting of the surrogate draws\n")
         print(calibration["refinement"]["table"])
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=float) + "\n")
     print(f"\nwrote {out}")
     return result
 

@@ -11,7 +11,6 @@ are empty) and the normalised cross-correlation over habitable voxels.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import equinox as eqx
@@ -19,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayestumor._timing import median_seconds
 from bayestumor.forward.surrogate._data import (
     BOX_VOXELS,
     SPACING_MM,
@@ -159,17 +159,12 @@ def measure_speed(net: SurrogateNet, repeats: int = 5) -> dict[str, float]:
     mu_D, mu_rho = np.full(64, 8.0, np.float32), np.full(64, 3.0, np.float32)
     run = eqx.filter_jit(lambda net, tissues, seed, a, b: net(network_inputs(tissues, seed), a, b))
 
-    def timed(fn, *args) -> float:
-        jax.block_until_ready(fn(*args))
-        started = time.perf_counter()
-        for _ in range(repeats):
-            jax.block_until_ready(fn(*args))
-        return (time.perf_counter() - started) / repeats
-
     speed = {}
     for batch in (1, 64):
         args = (jnp.asarray(tissues[:batch]), jnp.asarray(seeds[:batch]))
-        seconds = timed(run, net, *args, jnp.asarray(mu_D[:batch]), jnp.asarray(mu_rho[:batch]))
+        seconds = median_seconds(
+            run, net, *args, jnp.asarray(mu_D[:batch]), jnp.asarray(mu_rho[:batch]), repeats=repeats
+        )
         speed[f"surrogate_batch{batch}_s_per_sim"] = seconds / batch
     max_steps = max_steps_for_ranges()
     for batch in (1, 64):
@@ -181,12 +176,8 @@ def measure_speed(net: SurrogateNet, repeats: int = 5) -> dict[str, float]:
             jnp.asarray(seeds[:batch] * SPACING_MM),
             T=jnp.ones(batch),
         )
-        seconds = timed(_solve_many, stacked, params) if batch == 1 else None
-        if seconds is None:
-            jax.block_until_ready(_solve_many(stacked, params))
-            started = time.perf_counter()
-            jax.block_until_ready(_solve_many(stacked, params))
-            seconds = time.perf_counter() - started
+        # One timed batch of 64 solves is long enough to be stable.
+        seconds = median_seconds(_solve_many, stacked, params, repeats=repeats if batch == 1 else 1)
         speed[f"pde_batch{batch}_s_per_sim"] = seconds / batch
     for batch in (1, 64):
         speed[f"speedup_batch{batch}"] = (
