@@ -134,3 +134,37 @@ def test_blackjax_nuts_runs_and_short_runs_warn():
     assert result.datatree["posterior"]["D_w"].shape == (2, 10)
     assert result.diagnostics["passed"] is False
     assert result.diagnostics["gradient_evaluations"] > 0
+
+
+@pytest.mark.parametrize("sampler", ["nuts", "blackjax-nuts", "smc"])
+def test_every_sampler_runs_with_all_eleven_parameters_free(sampler):
+    """Default priors (D_w, ρ and T free: the model samples the vector site ``log_mu`` and
+    ``log_T``, every imaging parameter free): each sampler returns finite draws inside the prior
+    box whose recorded parameters are consistent (D_w·T = μ_D², ρ·T = μ_ρ²)."""
+    from bayestumor.priors import Priors, bounds
+
+    problem = tiny_problem(pet=True, priors=Priors())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = run_inference(
+            problem,
+            sampler,
+            jax.random.key(0),
+            chains=1,
+            warmup=8,
+            draws=8,
+            smc_particles=16,
+            smc_mcmc_steps=2,
+            progress=False,
+        )
+    posterior = {k: np.asarray(v, np.float64) for k, v in result.datatree["posterior"].items()}
+    assert len(posterior) == 13  # 11 parameters + mu_D, mu_rho
+    for name in ("D_w", "rho", "T", "u_c_t1c", "u_c_flair", "sigma_alpha", "b", "sigma"):
+        low, high = bounds(getattr(problem.priors, name))
+        values = posterior[name]
+        assert np.all(np.isfinite(values)), name
+        assert np.all((values >= low * (1 - 1e-5)) & (values <= high * (1 + 1e-5))), name
+    np.testing.assert_allclose(posterior["D_w"] * posterior["T"], posterior["mu_D"] ** 2, rtol=1e-4)
+    np.testing.assert_allclose(
+        posterior["rho"] * posterior["T"], posterior["mu_rho"] ** 2, rtol=1e-4
+    )

@@ -165,7 +165,8 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
         info = run.info
         if not info["reached_posterior"]:
             failures.append(f"SMC stopped at λ = {info['tempering_schedule'][-1]:.3g} < 1")
-        flat = np.stack([np.asarray(run.positions[k]).reshape(-1) for k in run.positions], -1)
+        particles, _ = flatten_draws(run.positions)
+        flat = np.concatenate([v.reshape(len(v), -1) for v in particles.values()], axis=1)
         unique_fraction = len(np.unique(flat, axis=0)) / flat.shape[0]
         if unique_fraction < SMC_UNIQUE_FRACTION_MIN:
             failures.append(
