@@ -151,6 +151,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
 def run_calibrate(args: argparse.Namespace) -> int:
     """Run ``bayestumor calibrate``; returns the exit code."""
     from bayestumor.calibrate import CalibrationConfig, calibrate_patient
+    from bayestumor.inference import use_cpu_cores_for_chains
 
     base = CalibrationConfig()
     if args.config is not None:
@@ -168,6 +169,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
             if getattr(args, name, None) == value:
                 setattr(args, name, _from_config(base, name, value))
     config = _config(args, base)
+    if config.sampler == "nuts":
+        use_cpu_cores_for_chains(config.chains)
     result = calibrate_patient(args.patient_dir, args.out, config)
     print(f"wrote {result.out_dir}")
     return 0 if result.summary["diagnostics"]["passed"] else 3
@@ -178,9 +181,12 @@ def run_demo(args: argparse.Namespace) -> int:
     import jax
 
     from bayestumor.calibrate import calibrate_patient, format_summary
+    from bayestumor.inference import use_cpu_cores_for_chains
     from bayestumor.synthetic import demo_patient
 
     config = _config(args, demo_config())
+    if config.sampler == "nuts":
+        use_cpu_cores_for_chains(config.chains)
     print(f"simulating a tumour on MNI152 at {config.spacing_mm:g} mm ...", flush=True)
     patient, truth = demo_patient(config.spacing_mm, jax.random.key(config.seed), not args.no_pet)
     result = calibrate_patient(patient, args.out, config.replace(progress=not args.quiet))

@@ -179,6 +179,17 @@ def test_local_workers_start_with_one_thread_settings(client):
     for omp, xla_flags in client.run(_thread_settings).values():
         assert omp == "1"
         assert "--xla_cpu_multi_thread_eigen=false" in xla_flags
+        assert xla_flags.count("device_count") == 1
+        assert "--xla_force_host_platform_device_count=1" in xla_flags
+
+
+def test_worker_environment_replaces_a_parallel_chains_device_count(monkeypatch):
+    from bayestumor.cohort import worker_environment
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2 --xla_dump_to=x")
+    flags = worker_environment()["XLA_FLAGS"].split()
+    assert "--xla_force_host_platform_device_count=1" in flags and "--xla_dump_to=x" in flags
+    assert "--xla_force_host_platform_device_count=2" not in flags
 
 
 # --- a clean run ---------------------------------------------------------------------------

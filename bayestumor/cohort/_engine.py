@@ -67,13 +67,19 @@ _PUBLISH_ATTEMPTS = 5
 def worker_environment() -> dict[str, str]:
     """Environment for worker processes: one compute thread each, so N workers use N cores.
 
-    ``OMP/MKL/OPENBLAS_NUM_THREADS=1`` for NumPy and SciPy; XLA's Eigen thread pool off for JAX
-    (appended to any ``XLA_FLAGS`` already set). These must be set before a worker imports
+    ``OMP/MKL/OPENBLAS_NUM_THREADS=1`` for NumPy and SciPy; XLA's Eigen thread pool off and one
+    host device for JAX (so NUTS chains run one after the other inside a worker; appended to
+    the other ``XLA_FLAGS`` already set). These must be set before a worker imports
     NumPy or JAX: `run_cohort` does so for its local cluster; on a cluster, export them in the
     job script (see ``docs/cohort_slurm.md``). JAX 0.12 accepts these flags; with them a worker
     measured one core's worth of CPU time per second of wall time on the 32³ PDE.
     """
-    xla_flags = os.environ.get("XLA_FLAGS", "")
+    kept = [
+        flag
+        for flag in os.environ.get("XLA_FLAGS", "").split()
+        if not flag.startswith("--xla_force_host_platform_device_count")
+    ]
+    xla_flags = " ".join([*kept, "--xla_force_host_platform_device_count=1"])
     if "xla_cpu_multi_thread_eigen" not in xla_flags:
         xla_flags = f"{xla_flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     return {

@@ -68,3 +68,8 @@ class AbstractForwardModel(eqx.Module):
     @abc.abstractmethod
     def __call__(self, params: GrowthParams) -> Volume:
         """Tumour-cell density in [0, 1] at time `params.T` on `self.grid`."""
+
+    @property
+    def pmap_safe(self) -> bool:
+        """Whether gradients of this map may run under `jax.pmap` (parallel NUTS chains)."""
+        return True

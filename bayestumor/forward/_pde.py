@@ -499,6 +499,13 @@ class PDEForward(AbstractForwardModel):
         t_end = t_days[-1]
         return self._integrate(params.D_w, params.rho, t_end, params.seed_mm, t_days / t_end)
 
+    @property
+    def pmap_safe(self) -> bool:
+        """False with `AdaptiveStep`: gradients of a ``diffrax.diffeqsolve`` under `jax.pmap`
+        fail here ("Closure-converted function called with different dynamic arguments");
+        the default fixed-step loop has its own adjoint and runs under `pmap`."""
+        return isinstance(self.stepping, FixedStep)
+
     def with_stepping(self, stepping: TimeStepping) -> PDEForward:
         """A copy that integrates in time with `stepping` (same anatomy and step bound)."""
         return dataclasses.replace(self, stepping=stepping)

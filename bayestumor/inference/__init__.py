@@ -16,7 +16,7 @@ from jax.flatten_util import ravel_pytree
 from bayestumor._custom_types import PRNGKeyArray
 from bayestumor.inference._blackjax_nuts import sample_blackjax_nuts
 from bayestumor.inference._map import find_map, laplace_covariance
-from bayestumor.inference._numpyro_nuts import sample_numpyro_nuts
+from bayestumor.inference._numpyro_nuts import sample_numpyro_nuts, use_cpu_cores_for_chains
 from bayestumor.inference._problem import CalibrationProblem, Position
 from bayestumor.inference._result import (
     InferenceResult,
@@ -137,4 +137,5 @@ __all__ = [
     "sample_blackjax_nuts",
     "sample_numpyro_nuts",
     "sample_smc",
+    "use_cpu_cores_for_chains",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import jax
 import numpy as np
+import numpyro
 from numpyro.infer import MCMC, NUTS
 
 from bayestumor._custom_types import PRNGKeyArray
@@ -22,6 +24,15 @@ _FIELDS = (
 )
 
 
+def use_cpu_cores_for_chains(chains: int) -> None:
+    """Expose min(`chains`, CPU cores) host devices so that NumPyro runs NUTS chains in
+    parallel on a CPU. Only effective before JAX starts its backend (the first computation);
+    leaves an explicit ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` alone."""
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    numpyro.set_host_device_count(max(1, min(chains, os.cpu_count() or 1)))
+
+
 def sample_numpyro_nuts(
     problem: CalibrationProblem,
     key: PRNGKeyArray,
@@ -34,14 +45,15 @@ def sample_numpyro_nuts(
     max_tree_depth: int = 8,
     progress: bool = True,
     inverse_mass_matrix: jax.Array | None = None,
-    chain_method: str = "sequential",
+    chain_method: str | None = None,
 ) -> SamplerRun:
     """NUTS with NumPyro's window adaptation.
 
-    Chains run one after the other by default (``chain_method="sequential"``). ``"parallel"``
-    (pmap) crashes when the model differentiates a diffrax solve. ``"vectorized"`` works, but
-    then every leapfrog step of the batch pays for the chain with the most solver steps and
-    the deepest tree; on a 2-core CPU sequential chains were not slower.
+    Chains run in parallel, one per device (``chain_method="parallel"``, pmap), when there are
+    at least `chains` devices and the forward map is `pmap_safe`; otherwise one after the other
+    (``"sequential"``). On a CPU, `use_cpu_cores_for_chains` (called by the command line) makes
+    each core a device. ``"vectorized"`` also works, but then every leapfrog step of the batch
+    pays for the chain with the most solver steps and the deepest tree.
 
     Args:
         problem: the posterior.
@@ -51,10 +63,14 @@ def sample_numpyro_nuts(
         target_accept: dual-averaging target acceptance probability.
         max_tree_depth: NUTS tree depth bound (≤ 2^depth − 1 leapfrog steps per draw).
         progress: show NumPyro's progress bar.
-        chain_method: ``"sequential"`` (default) or ``"vectorized"``.
+        chain_method: ``"parallel"``, ``"sequential"`` or ``"vectorized"``; default: parallel
+            where possible (above), else sequential.
         inverse_mass_matrix: initial dense inverse mass matrix (d, d) over the flat sites in
             sorted order (e.g. `laplace_covariance`); adaptation (dense) continues from it.
     """
+    if chain_method is None:
+        parallel = 1 < chains <= jax.local_device_count() and problem.forward.pmap_safe
+        chain_method = "parallel" if parallel else "sequential"
     kernel = NUTS(
         problem.model,
         target_accept_prob=target_accept,
@@ -98,7 +114,11 @@ def sample_numpyro_nuts(
         sampler="nuts",
         positions={name: np.asarray(value) for name, value in positions.items()},
         sample_stats=stats,
-        info={"max_tree_depth": max_tree_depth, "target_accept": target_accept},
+        info={
+            "max_tree_depth": max_tree_depth,
+            "target_accept": target_accept,
+            "chain_method": chain_method,
+        },
         gradient_evaluations=warmup_steps + int(n_steps.sum()),
         density_evaluations=0,
         seconds=seconds,
