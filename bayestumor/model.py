@@ -36,6 +36,10 @@ from bayestumor.likelihoods import DEFAULT_EPSILON, visibility_probability
 from bayestumor.priors import LOG_UNIFORM, SEED_NAMES, Priors, Spec, bounds, is_fixed
 
 OBSERVED_SITES = ("t1c", "flair", "pet")
+CONDITIONAL_PRIOR_SITES = ("log_T",)
+"""Sample sites whose unconstrained coordinate is, given the others, distributed as the prior
+says whatever the data (``log_T`` of `_physical_without_ridge`: a fixed logistic shape):
+independent a posteriori of every other coordinate."""
 
 
 class ModelData(NamedTuple):
@@ -256,6 +260,7 @@ def tumour_model(
 
 
 __all__ = [
+    "CONDITIONAL_PRIOR_SITES",
     "OBSERVED_SITES",
     "ModelData",
     "ScaleFreeMarginal",

@@ -32,7 +32,7 @@ import numpy as np
 from bayestumor import GrowthParams, PDEForward, make_phantom
 from bayestumor._atomic import atomic_path
 from bayestumor.errors import DiagnosticsWarning
-from bayestumor.inference import CalibrationProblem, run_inference
+from bayestumor.inference import CalibrationProblem, run_inference, use_cpu_cores_for_chains
 from bayestumor.model import model_data_from_patient
 from bayestumor.priors import Priors
 from bayestumor.synthetic import ImagingParams, simulate_patient
@@ -65,7 +65,7 @@ def problem_at(spacing_mm: float) -> CalibrationProblem:
     return CalibrationProblem(forward, model_data_from_patient(patient), PRIORS)
 
 
-def run_one(problem, sampler, chains, draws, warmup, particles, seed) -> dict:
+def run_one(problem, sampler, chains, draws, warmup, particles, seed, progress) -> dict:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
@@ -77,7 +77,7 @@ def run_one(problem, sampler, chains, draws, warmup, particles, seed) -> dict:
             warmup=warmup,
             draws=draws,
             smc_particles=particles,
-            progress=False,
+            progress=progress,
         )
     wall = time.perf_counter() - start
     diagnostics = result.diagnostics
@@ -120,10 +120,12 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=500, help="NUTS draws per chain")
     parser.add_argument("--particles", type=int, default=1024, help="SMC particles")
+    parser.add_argument("--progress", action="store_true", help="samplers' progress bars")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     if args.quick:
         args.spacing, args.warmup, args.draws, args.particles = [4.0], 100, 100, 128
+    use_cpu_cores_for_chains(args.chains)  # as `bayestumor calibrate` does
     path = args.out / ("calibration_quick.json" if args.quick else "calibration.json")
     record = {
         "truth": TRUTH,
@@ -141,7 +143,14 @@ def main(argv=None) -> int:
         problem = problem_at(spacing)
         for sampler in args.samplers:
             row = run_one(
-                problem, sampler, args.chains, args.draws, args.warmup, args.particles, seed=1
+                problem,
+                sampler,
+                args.chains,
+                args.draws,
+                args.warmup,
+                args.particles,
+                seed=1,
+                progress=args.progress,
             )
             row |= {"spacing_mm": spacing, "roi_shape": list(problem.forward.grid.shape)}
             record["rows"].append(row)
