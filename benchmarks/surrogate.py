@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ from bayestumor.forward.surrogate import (
     format_table,
     models_dir,
 )
+from bayestumor.inference import use_cpu_cores_for_chains
 from bayestumor.priors import Priors
 
 SEED_MM = np.array([26.0, 18.0, 24.0])  # right frontal white matter in MNI152
@@ -211,34 +213,51 @@ def main(argv=None) -> dict:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--quick", action="store_true", help="smoke run: small and short")
     parser.add_argument("--spacing", type=float, default=2.0, help="NUTS calibration grid, mm")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=("speed", "accuracy", "nuts"),
+        default=["speed", "accuracy", "nuts"],
+        help="which measurements to run (default: all)",
+    )
     parser.add_argument("--out", default=Path(__file__).parent / "results" / "surrogate.json")
     args = parser.parse_args(argv)
-    quick = args.quick
     result = {
         "model": args.model,
         "machine": f"{platform.machine()} {platform.processor()}".strip(),
         "device": str(jax.devices()[0].device_kind),
-        "cpu_cores": __import__("os").cpu_count(),
+        "cpu_cores": os.cpu_count(),
     }
+    use_cpu_cores_for_chains(2)  # as `bayestumor calibrate` does for its 2 NUTS chains
 
-    rows = speed_rows(args.model, repeats=2 if quick else 5)
-    result["speed"] = rows
-    print("## Seconds per simulation, same region (median)\n")
-    print(format_speed(rows))
+    if "speed" in args.parts:
+        rows = speed_rows(args.model, repeats=2 if args.quick else 5)
+        result["speed"] = rows
+        print("## Seconds per simulation, same region (median)\n")
+        print(format_speed(rows))
+    if "accuracy" in args.parts:
+        accuracy = check_model(
+            models_dir() / args.model, n_samples=8 if args.quick else 64, seed=999, progress=False
+        )
+        result["accuracy"] = accuracy
+        print("\n## Accuracy against fresh PDE solves (held-out)\n")
+        print(format_table(accuracy))
+    if "nuts" in args.parts:
+        result["nuts"] = run_nuts_part(args)
+    out = Path(args.out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    print(f"\nwrote {out}")
+    return result
 
-    accuracy = check_model(
-        models_dir() / args.model, n_samples=8 if quick else 64, seed=999, progress=False
-    )
-    result["accuracy"] = accuracy
-    print("\n## Accuracy against fresh PDE solves (held-out)\n")
-    print(format_table(accuracy))
 
+def run_nuts_part(args) -> dict:
+    quick = args.quick
     chains, warmup, draws = (2, 30, 30) if quick else (2, 300, 300)
     calibration = nuts_calibration(
         args.model, 4.0 if quick else args.spacing, chains, warmup, draws,
         refine_draws=16 if quick else 100,
     )  # fmt: skip
-    result["nuts"] = calibration
     print(
         f"\n## Surrogate NUTS calibration ({calibration['roi']}, {calibration['parameters']} "
         f"parameters, {chains} chains × ({warmup} warm-up + {draws} draws))\n"
@@ -256,11 +275,7 @@ def main(argv=None) -> dict:
     if "refinement" in calibration:
         print("\n## PDE importance reweighting of the surrogate draws\n")
         print(calibration["refinement"]["table"])
-    out = Path(args.out)
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(result, indent=1, default=float) + "\n")
-    print(f"\nwrote {out}")
-    return result
+    return calibration
 
 
 if __name__ == "__main__":
