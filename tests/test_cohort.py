@@ -183,6 +183,19 @@ def test_local_workers_start_with_one_thread_settings(client):
         assert "--xla_force_host_platform_device_count=1" in xla_flags
 
 
+def test_local_workers_get_one_thread_settings_whatever_this_process_has_set(monkeypatch):
+    # What `use_cpu_cores_for_chains` leaves behind after a parallel-chains calibration.
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    with local_client(1) as one_worker:
+        ((omp, xla_flags),) = one_worker.run(_thread_settings).values()
+    assert omp == "1"
+    assert "--xla_force_host_platform_device_count=1" in xla_flags.split()
+    assert "--xla_cpu_multi_thread_eigen=false" in xla_flags.split()
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
+    assert os.environ["OMP_NUM_THREADS"] == "4"
+
+
 def test_worker_environment_replaces_a_parallel_chains_device_count(monkeypatch):
     from bayestumor.cohort import worker_environment
 

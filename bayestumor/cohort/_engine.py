@@ -274,14 +274,32 @@ def local_client(n_workers: int) -> Iterator[Client]:
     import dask
     from distributed import Client, LocalCluster
 
-    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **worker_environment()}
-    # Nannies read this when created and reuse it when they restart a killed worker.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    settings = worker_environment()
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **settings}
+    # Nannies read this when created and reuse it when they restart a killed worker. A value
+    # already in this process's environment overrides the config (e.g. the device count that
+    # parallel NUTS chains set), so the environment holds the worker settings meanwhile too.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), _environ(settings):
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
     with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set `values` in ``os.environ`` for the duration of the block, then restore it."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
