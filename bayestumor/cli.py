@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from bayestumor._devices import use_cpu_cores_for_chains
 from bayestumor.errors import InputError
+
+# Commands that sample with NUTS: they get one host device per CPU core, so that chains run in
+# parallel. This must happen before the parser is built (its defaults import BlackJAX, which
+# starts JAX's backend); a sampler with more chains than devices runs them one after the other.
+_SAMPLING_COMMANDS = frozenset({"calibrate", "demo"})
 
 # Modules that provide `add_subparser(subparsers)`, in the order shown by --help.
 _COMMAND_MODULES = (
@@ -37,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bayestumor` script; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] and argv[0] in _SAMPLING_COMMANDS:
+        use_cpu_cores_for_chains(os.cpu_count() or 1)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -222,13 +222,13 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--out", default=Path(__file__).parent / "results" / "surrogate.json")
     args = parser.parse_args(argv)
+    use_cpu_cores_for_chains(2)  # before JAX starts, as `bayestumor calibrate` does: 2 chains
     result = {
         "model": args.model,
         "machine": f"{platform.machine()} {platform.processor()}".strip(),
         "device": str(jax.devices()[0].device_kind),
         "cpu_cores": os.cpu_count(),
     }
-    use_cpu_cores_for_chains(2)  # as `bayestumor calibrate` does for its 2 NUTS chains
 
     if "speed" in args.parts:
         rows = speed_rows(args.model, repeats=2 if args.quick else 5)

@@ -14,9 +14,10 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from bayestumor._custom_types import PRNGKeyArray
+from bayestumor._devices import use_cpu_cores_for_chains
 from bayestumor.inference._blackjax_nuts import sample_blackjax_nuts
 from bayestumor.inference._map import find_map, laplace_covariance
-from bayestumor.inference._numpyro_nuts import sample_numpyro_nuts, use_cpu_cores_for_chains
+from bayestumor.inference._numpyro_nuts import sample_numpyro_nuts
 from bayestumor.inference._problem import CalibrationProblem, Position
 from bayestumor.inference._result import (
     InferenceResult,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +37,8 @@ def sample_blackjax_nuts(
 
     Args: as `sample_numpyro_nuts`; `init` holds one start per chain, each site (chains,).
     """
+    import blackjax  # here, not at module level: importing it starts JAX's backend
+
     logdensity = problem.log_density
     adaptation = blackjax.window_adaptation(
         blackjax.nuts,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 from numpyro.infer import MCMC, NUTS
 
 from bayestumor._custom_types import PRNGKeyArray
@@ -24,15 +22,6 @@ _FIELDS = (
     "energy",
     "adapt_state.step_size",
 )
-
-
-def use_cpu_cores_for_chains(chains: int) -> None:
-    """Expose min(`chains`, CPU cores) host devices so that NumPyro runs NUTS chains in
-    parallel on a CPU. Only effective before JAX starts its backend (the first computation);
-    leaves an explicit ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS`` alone."""
-    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-        return
-    numpyro.set_host_device_count(max(1, min(chains, os.cpu_count() or 1)))
 
 
 def _mass_matrix_blocks(

@@ -197,6 +197,8 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
     diagnostics = {
         "sampler": run.sampler,
         "chains": chains,
+        # NumPyro NUTS: "parallel" (one device per chain) or "sequential"; None otherwise.
+        "chain_method": run.info.get("chain_method"),
         "draws": draws,
         "divergences": divergences,
         "parameters": per_parameter,

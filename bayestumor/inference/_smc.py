@@ -21,12 +21,9 @@ import math
 import time
 from typing import Literal
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.mcmc import random_walk
-from blackjax.smc import adaptive_tempered, resampling, tempered
 from jax.flatten_util import ravel_pytree
 from tqdm.auto import tqdm
 
@@ -34,22 +31,32 @@ from bayestumor._custom_types import PRNGKeyArray
 from bayestumor.inference._problem import CalibrationProblem
 from bayestumor.inference._run import SamplerRun
 
-_additive_step = random_walk.build_additive_step()
-_hmc_step = blackjax.hmc.build_kernel()
 
+def _mutation_kernel(kind: str):
+    """BlackJAX's inner (step, init) functions for ``"rmh"`` or ``"hmc"``.
 
-def _random_walk_step(rng_key, state, logdensity_fn, proposal_cholesky):
-    """One Metropolis random-walk step with a Gaussian proposal N(0, C Cᵀ) on the flat position."""
+    BlackJAX is imported here rather than at module level because importing it starts JAX's
+    backend, after which the host device count can no longer be set (`bayestumor._devices`).
+    """
+    import blackjax
+    from blackjax.mcmc import random_walk
 
-    def random_step(key, position):
-        flat, unravel = ravel_pytree(position)
-        return unravel(proposal_cholesky @ jax.random.normal(key, flat.shape, flat.dtype))
+    if kind == "rmh":
+        additive_step = random_walk.build_additive_step()
 
-    return _additive_step(rng_key, state, logdensity_fn, random_step)
+        def random_walk_step(rng_key, state, logdensity_fn, proposal_cholesky):
+            """A Metropolis step with a Gaussian proposal N(0, C Cᵀ) on the flat position."""
 
+            def random_step(key, position):
+                flat, unravel = ravel_pytree(position)
+                return unravel(proposal_cholesky @ jax.random.normal(key, flat.shape, flat.dtype))
 
-def _hmc_init(position, logdensity_fn):
-    return blackjax.hmc.init(position, logdensity_fn)
+            return additive_step(rng_key, state, logdensity_fn, random_step)
+
+        return random_walk_step, random_walk.init
+    if kind == "hmc":
+        return blackjax.hmc.build_kernel(), blackjax.hmc.init
+    raise ValueError(f"unknown SMC kernel {kind!r}; use 'rmh' or 'hmc'")
 
 
 def sample_smc(
@@ -89,12 +96,9 @@ def sample_smc(
         value = problem.log_likelihood(position)
         return jnp.where(jnp.isfinite(value), value, -jnp.inf)
 
-    if kernel == "rmh":
-        step_fn, init_fn = _random_walk_step, random_walk.init
-    elif kernel == "hmc":
-        step_fn, init_fn = _hmc_step, _hmc_init
-    else:
-        raise ValueError(f"unknown SMC kernel {kernel!r}; use 'rmh' or 'hmc'")
+    from blackjax.smc import adaptive_tempered, resampling, tempered
+
+    step_fn, init_fn = _mutation_kernel(kernel)
     adaptive_kernel = adaptive_tempered.build_kernel(
         problem.log_prior,
         loglikelihood,
