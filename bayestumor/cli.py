@@ -16,8 +16,8 @@ from bayestumor._devices import use_cpu_cores_for_chains
 from bayestumor.errors import InputError
 
 # Commands that sample with NUTS: they get one host device per CPU core, so that chains run in
-# parallel. This must happen before the parser is built (its defaults import BlackJAX, which
-# starts JAX's backend); a sampler with more chains than devices runs them one after the other.
+# parallel. This happens first, before JAX's first computation fixes the device count (importing
+# BlackJAX performs one); a sampler with more chains than devices runs them one after the other.
 _SAMPLING_COMMANDS = frozenset({"calibrate", "demo"})
 
 # Modules that provide `add_subparser(subparsers)`, in the order shown by --help.
