@@ -143,7 +143,13 @@ def sample_smc(
         }
 
     schedule, ess, acceptance, log_evidence = [0.0], [], [], 0.0
-    bar = tqdm(total=1.0, desc=f"smc ({kernel})", disable=not progress, bar_format="{l_bar}{bar}")
+    # λ itself is shown: the first stages move it by 1e-6..1e-3, which a percentage hides.
+    bar = tqdm(
+        total=1.0,
+        desc=f"smc ({kernel})",
+        disable=not progress,
+        bar_format="{desc}: {bar} λ = {n:.3g}{postfix} [{elapsed}]",
+    )
     keys = iter(jax.random.split(key_loop, max_stages + 1))
     stages = 0
     while float(state.tempering_param) < 1.0 and stages < max_stages:
