@@ -36,13 +36,12 @@ def _mass_matrix_blocks(
     dense = tuple(name for name in names if name not in separate)
     if inverse_mass_matrix is None:
         return [dense], None
-    sizes = [int(np.size(problem.initial_position()[name])) for name in names]
-    offsets = dict(zip(names, np.cumsum([0, *sizes[:-1]]), strict=True))
+    start = problem.initial_position()
+    sizes = [int(np.size(start[name])) for name in names]
+    flat = dict(zip(names, np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1]), strict=True))
 
     def indices(block):
-        return np.concatenate(
-            [np.arange(offsets[n], offsets[n] + sizes[names.index(n)]) for n in block]
-        )
+        return np.concatenate([flat[name] for name in block])
 
     matrix = np.asarray(inverse_mass_matrix)
     inside, outside = indices(dense), indices(separate)
