@@ -1,7 +1,16 @@
 """bayestumor: Bayesian calibration of brain-tumour growth models to a patient's scans."""
 
-from bayestumor.anatomy import (
+from bayestumor.errors import BayesTumorError, DiagnosticsWarning, InputError
+from bayestumor.forward import (
+    AbstractForwardModel,
+    AdaptiveStep,
+    FixedStep,
+    GrowthParams,
+    PDEForward,
+)
+from bayestumor.imaging import (
     Anatomy,
+    Grid,
     Observations,
     Patient,
     load_mni152,
@@ -12,19 +21,15 @@ from bayestumor.anatomy import (
     save_nifti,
     to_original_space,
 )
-from bayestumor.calibrate import CalibrationConfig, CalibrationResult, calibrate_patient
-from bayestumor.errors import BayesTumorError, DiagnosticsWarning, InputError
-from bayestumor.forward import (
-    AbstractForwardModel,
-    AdaptiveStep,
-    FixedStep,
-    GrowthParams,
-    PDEForward,
+from bayestumor.model import Priors
+from bayestumor.workflows import (
+    CalibrationConfig,
+    CalibrationResult,
+    ImagingParams,
+    calibrate_patient,
+    simulate,
+    simulate_patient,
 )
-from bayestumor.grid import Grid
-from bayestumor.priors import Priors
-from bayestumor.simulate import simulate
-from bayestumor.synthetic import ImagingParams, simulate_patient
 
 __version__ = "0.1.0"
 

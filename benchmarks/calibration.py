@@ -30,12 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayestumor import GrowthParams, PDEForward, make_phantom
-from bayestumor._atomic import atomic_path
 from bayestumor.errors import DiagnosticsWarning
-from bayestumor.inference import CalibrationProblem, run_inference, use_cpu_cores_for_chains
-from bayestumor.model import model_data_from_patient
-from bayestumor.priors import Priors
-from bayestumor.synthetic import ImagingParams, simulate_patient
+from bayestumor.inference import run_inference
+from bayestumor.model import CalibrationProblem, Priors, model_data_from_patient
+from bayestumor.utils import atomic_path, use_cpu_cores_for_chains
+from bayestumor.workflows import ImagingParams, simulate_patient
 
 FIELD_OF_VIEW_MM = 128.0
 MARGIN_MM = 16.0

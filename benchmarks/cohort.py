@@ -59,8 +59,8 @@ def grid_search_task(
     import jax
     import jax.numpy as jnp
 
-    from bayestumor.anatomy import load_patient
     from bayestumor.forward import GrowthParams, PDEForward
+    from bayestumor.imaging import load_patient
 
     start, start_cpu = time.perf_counter(), time.process_time()
     patient = load_patient(patient_dir)
@@ -120,7 +120,7 @@ def _core_share(table) -> float:
 def main(args: argparse.Namespace) -> None:
     """Run the cohort with 1 and 2 workers, print the table and write the JSON results."""
     if args.task == "calibrate":
-        from bayestumor.calibrate import CalibrationConfig
+        from bayestumor.workflows import CalibrationConfig
 
         forward = "surrogate" if _has_surrogate() else "pde"
         config = CalibrationConfig(forward=forward, **CALIBRATION_SETTINGS).to_dict()

@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayestumor._timing import median_seconds
-from bayestumor.anatomy import load_mni152
 from bayestumor.forward import FixedStep, GrowthParams, PDEForward
+from bayestumor.imaging import load_mni152
+from bayestumor.utils import median_seconds
 
 SEED_MM = np.array([26.0, 18.0, 24.0])  # right frontal white matter in MNI152
 PARAMS = dict(D_w=0.15, rho=0.015, T=600.0)  # realistic glioblastoma, ≈ 50 mm front travel

@@ -22,8 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import least_squares
 
-from bayestumor.radiotherapy import FitConfig, RTParams, burden, fit_arrays
-from bayestumor.radiotherapy._fit import _start_guesses
+from bayestumor.radiotherapy import FitConfig, RTParams, burden, fit_arrays, start_guesses
 
 T_RT_DAYS = 50.0
 TIMES_DAYS = np.array([0.0, 20.0, 45.0, 70.0, 100.0, 140.0, 200.0])
@@ -87,7 +86,7 @@ def main(quick: bool = False) -> dict[str, object]:
     jax_warm = _timed(jax_bootstrap, repeats)
     jax_result = jax_bootstrap()
 
-    starts = np.asarray(_start_guesses(config, jnp.float32))[:, :4].astype(float)
+    starts = np.asarray(start_guesses(config, jnp.float32))[:, :4].astype(float)
     start = time.perf_counter()
     scipy_fits = [_scipy_fit(v, starts) for v in replicates]
     scipy_time = time.perf_counter() - start

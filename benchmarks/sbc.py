@@ -26,13 +26,11 @@ import numpy as np
 from scipy import stats
 
 from bayestumor import PDEForward, make_phantom
-from bayestumor._atomic import atomic_path
 from bayestumor.errors import DiagnosticsWarning
 from bayestumor.forward import FixedStep
-from bayestumor.inference import CalibrationProblem, run_inference
-from bayestumor.likelihoods import visibility_probability
-from bayestumor.model import ModelData
-from bayestumor.priors import Priors
+from bayestumor.inference import run_inference
+from bayestumor.model import CalibrationProblem, ModelData, Priors, visibility_probability
+from bayestumor.utils import atomic_path
 
 PRIORS = Priors(
     D_w=(0.05, 0.3),

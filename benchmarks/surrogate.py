@@ -33,20 +33,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayestumor._atomic import atomic_path
-from bayestumor._timing import median_seconds
-from bayestumor.anatomy import load_mni152
 from bayestumor.forward import GrowthParams, PDEForward
 from bayestumor.forward.surrogate import (
     DEFAULT_MODEL,
     SurrogateForward,
     check_model,
-    format_refinement,
     format_table,
     models_dir,
 )
-from bayestumor.inference import use_cpu_cores_for_chains
-from bayestumor.priors import Priors
+from bayestumor.imaging import load_mni152
+from bayestumor.inference import format_refinement
+from bayestumor.model import Priors
+from bayestumor.utils import atomic_path, median_seconds, use_cpu_cores_for_chains
 
 SEED_MM = np.array([26.0, 18.0, 24.0])  # right frontal white matter in MNI152
 TRUTH = dict(D_w=0.05, rho=0.025, T=300.0)  # μ_D ≈ 3.9 mm, μ_ρ ≈ 2.7: front ≈ 20 mm out
@@ -141,7 +139,7 @@ def format_speed(rows: list[dict]) -> str:
 
 def synthetic_patient(spacing_mm: float, key: jax.Array):
     """A patient on the MNI152 anatomy at `spacing_mm` from the PDE with `TRUTH` (noisy scans)."""
-    from bayestumor.synthetic import ImagingParams, simulate_patient
+    from bayestumor.workflows import ImagingParams, simulate_patient
 
     anatomy = load_mni152(spacing_mm).cropped_cube(SEED_MM, int(128 / spacing_mm))
     params = GrowthParams(**TRUTH, seed_mm=jnp.asarray(SEED_MM, jnp.float32))
@@ -152,8 +150,8 @@ def nuts_calibration(
     model: str, spacing_mm: float, chains: int, warmup: int, draws: int, refine_draws: int
 ) -> dict:
     """Surrogate NUTS on a synthetic patient, then PDE importance reweighting of a thinned set."""
-    from bayestumor.inference import CalibrationProblem, run_inference
-    from bayestumor.model import model_data_from_patient
+    from bayestumor.inference import run_inference
+    from bayestumor.model import CalibrationProblem, model_data_from_patient
 
     patient = synthetic_patient(spacing_mm, jax.random.key(3))
     roi = patient.cropped(margin_mm=20.0)
@@ -192,7 +190,7 @@ def nuts_calibration(
                   "mu_rho": float(np.sqrt(TRUTH["rho"] * TRUTH["T"]))},
     }  # fmt: skip
     if refine_draws:
-        from bayestumor.calibrate import CalibrationConfig, check_against_pde
+        from bayestumor.workflows import CalibrationConfig, check_against_pde
 
         started = time.perf_counter()
         config = CalibrationConfig(priors=priors, pde_check_draws=refine_draws)

@@ -14,10 +14,8 @@ import jax.numpy as jnp
 
 from bayestumor import GrowthParams, PDEForward, make_phantom
 from bayestumor.forward import FixedStep
-from bayestumor.inference import CalibrationProblem
-from bayestumor.model import model_data_from_patient
-from bayestumor.priors import Priors
-from bayestumor.synthetic import ImagingParams, simulate_patient
+from bayestumor.model import CalibrationProblem, Priors, model_data_from_patient
+from bayestumor.workflows import ImagingParams, simulate_patient
 
 REACTION_STEP = 0.25
 TRUE_GROWTH = {"D_w": 0.1, "rho": 0.03, "T": 300.0}

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayestumor._atomic import atomic_path
 from bayestumor.cohort._keys import STAGING_DIR, content_hash, discover_patients, patient_seed
 from bayestumor.cohort._table import write_forest_plot, write_table
 from bayestumor.errors import InputError
+from bayestumor.utils import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,7 +97,7 @@ def calibrate_task(
 
     Per-patient progress output is switched off: the cohort has its own progress bar.
     """
-    from bayestumor.calibrate import CalibrationConfig, calibrate_patient
+    from bayestumor.workflows import CalibrationConfig, calibrate_patient
 
     patient_config = CalibrationConfig.from_dict({**config, "seed": seed, "progress": False})
     return dict(calibrate_patient(patient_dir, out_dir, patient_config).summary)
@@ -249,7 +249,7 @@ def _config_dict(config: Any, *, default_task: bool) -> dict[str, Any]:
     configurations hash equally however they were written.
     """
     if default_task:
-        from bayestumor.calibrate import CalibrationConfig
+        from bayestumor.workflows import CalibrationConfig
 
         if config is None:
             config = CalibrationConfig()

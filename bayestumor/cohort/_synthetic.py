@@ -39,9 +39,9 @@ def write_synthetic_cohort(
     """
     import jax
 
-    from bayestumor.anatomy import make_phantom, save_nifti
     from bayestumor.forward import GrowthParams
-    from bayestumor.synthetic import ImagingParams, simulate_patient
+    from bayestumor.imaging import make_phantom, save_nifti
+    from bayestumor.workflows import ImagingParams, simulate_patient
 
     cohort_dir = Path(cohort_dir)
     anatomy = make_phantom(shape, spacing_mm)

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from bayestumor._atomic import atomic_path
+from bayestumor.utils import atomic_path
 
 FOREST_PARAMETERS = (
     (("D_w", "D_w (mm²/day)"), ("rho", "ρ (1/day)")),

@@ -8,7 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from bayestumor._custom_types import Array, ArrayLike, Float, Volume
-from bayestumor.grid import Grid
+from bayestumor.imaging import Grid
 
 
 class GrowthParams(eqx.Module):

@@ -37,7 +37,7 @@ from jax.custom_derivatives import custom_vjp_primal_tree_values
 
 from bayestumor._custom_types import Array, ArrayLike, Float, Vector3, Volume
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
-from bayestumor.grid import Grid
+from bayestumor.imaging import Grid
 
 # Width of the initial Gaussian seed (mm): a physical size, so solutions on grids of ≤ 4 mm agree.
 DEFAULT_SEED_SIGMA_MM = 4.0

@@ -10,8 +10,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bayestumor._custom_types import PRNGKeyArray
-from bayestumor.inference._problem import CalibrationProblem, Position
 from bayestumor.inference._run import SamplerRun
+from bayestumor.model import CalibrationProblem, Position
 
 
 def sample_blackjax_nuts(

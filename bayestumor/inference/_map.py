@@ -8,7 +8,7 @@ import numpy as np
 import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
-from bayestumor.inference._problem import CalibrationProblem, Position
+from bayestumor.model import CalibrationProblem, Position
 
 
 def find_map(

@@ -10,9 +10,8 @@ import numpy as np
 from numpyro.infer import MCMC, NUTS
 
 from bayestumor._custom_types import PRNGKeyArray
-from bayestumor.inference._problem import CalibrationProblem, Position
 from bayestumor.inference._run import SamplerRun
-from bayestumor.model import CONDITIONAL_PRIOR_SITES
+from bayestumor.model import CONDITIONAL_PRIOR_SITES, CalibrationProblem, Position
 
 _FIELDS = (
     "diverging",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import Any, NamedTuple
 
 import arviz as az
@@ -13,18 +11,17 @@ import numpy as np
 import xarray as xr
 
 from bayestumor._custom_types import PRNGKeyArray
-from bayestumor.errors import DiagnosticsWarning
-from bayestumor.inference._problem import CalibrationProblem, batched, flatten_draws
+from bayestumor.inference._diagnostics import diagnose
 from bayestumor.inference._run import SamplerRun
-from bayestumor.likelihoods import visibility_probability
-from bayestumor.priors import IMAGING_NAMES, SEED_NAMES, UNITS
-
-RHAT_MAX = 1.01
-"""R-hat above this fails (Vehtari et al. 2021, rank-normalised split R-hat)."""
-ESS_PER_CHAIN_MIN = 100.0
-"""Bulk and tail ESS below 100 per chain fail (Vehtari et al. 2021)."""
-SMC_UNIQUE_FRACTION_MIN = 0.25
-"""SMC fails when fewer than this fraction of the final particles are distinct."""
+from bayestumor.model import (
+    IMAGING_NAMES,
+    SEED_NAMES,
+    UNITS,
+    CalibrationProblem,
+    batched,
+    flatten_draws,
+    visibility_probability,
+)
 
 
 class InferenceResult(NamedTuple):
@@ -133,125 +130,3 @@ def _posterior_predictive(
         noise = jax.random.normal(key_pet, brain_density.shape, brain_density.dtype)
         result["pet"] = named["b"][:, None] * brain_density + named["sigma"][:, None] * noise
     return result
-
-
-def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[str, Any]:
-    """Convergence diagnostics; warns with `DiagnosticsWarning` when any check fails.
-
-    MCMC: rank-normalised split R-hat < `RHAT_MAX`, bulk and tail ESS ≥ `ESS_PER_CHAIN_MIN` per
-    chain, no divergent transition (Vehtari et al. 2021). SMC: the schedule reached λ = 1, at
-    least `SMC_UNIQUE_FRACTION_MIN` of the final particles are distinct; tempering schedule,
-    per-stage weight ESS and the log marginal likelihood are reported. Parameters held fixed by
-    the prior are skipped.
-    """
-    posterior = datatree["posterior"]
-    varying = [n for n in names if float(np.ptp(np.asarray(posterior[n]))) > 0]
-    chains = int(posterior.sizes["chain"])
-    draws = int(posterior.sizes["draw"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        table = az.summary(datatree, var_names=varying, kind="diagnostics", round_to="none")
-    per_parameter = {
-        name: {
-            "r_hat": _finite_or_none(table.loc[name, "r_hat"]),
-            "ess_bulk": _finite_or_none(table.loc[name, "ess_bulk"]),
-            "ess_tail": _finite_or_none(table.loc[name, "ess_tail"]),
-        }
-        for name in varying
-    }
-    failures: list[str] = []
-    divergences = int(np.sum(np.asarray(run.sample_stats.get("diverging", False))))
-    if run.sampler == "smc":
-        info = run.info
-        if not info["reached_posterior"]:
-            failures.append(f"SMC stopped at λ = {info['tempering_schedule'][-1]:.3g} < 1")
-        particles, _ = flatten_draws(run.positions)
-        flat = np.concatenate([v.reshape(len(v), -1) for v in particles.values()], axis=1)
-        unique_fraction = len(np.unique(flat, axis=0)) / flat.shape[0]
-        if unique_fraction < SMC_UNIQUE_FRACTION_MIN:
-            failures.append(
-                f"only {unique_fraction:.0%} of the SMC particles are distinct (poor mixing)"
-            )
-        smc = {
-            "tempering_schedule": info["tempering_schedule"],
-            "weight_ess": info["weight_ess"],
-            "log_marginal_likelihood": info["log_marginal_likelihood"],
-            "stages": info["stages"],
-            "unique_fraction": unique_fraction,
-            "acceptance_rate": info["acceptance_rate"],
-        }
-    else:
-        smc = None
-        if divergences:
-            failures.append(f"{divergences} divergent transitions")
-        for name, values in per_parameter.items():
-            r_hat = values["r_hat"]
-            if chains > 1 and (r_hat is None or r_hat > RHAT_MAX):
-                failures.append(f"R-hat of {name} = {r_hat} > {RHAT_MAX}")
-            for kind in ("ess_bulk", "ess_tail"):
-                ess = values[kind]
-                if ess is None or ess < ESS_PER_CHAIN_MIN * chains:
-                    failures.append(f"{kind} of {name} = {ess} < {ESS_PER_CHAIN_MIN * chains:g}")
-    ess_values = [v["ess_bulk"] for v in per_parameter.values() if v["ess_bulk"] is not None]
-    min_ess = min(ess_values) if ess_values else None
-    diagnostics = {
-        "sampler": run.sampler,
-        "chains": chains,
-        # NumPyro NUTS: "parallel" (one device per chain) or "sequential"; None otherwise.
-        "chain_method": run.info.get("chain_method"),
-        "draws": draws,
-        "divergences": divergences,
-        "parameters": per_parameter,
-        "min_ess_bulk": min_ess,
-        "seconds": run.seconds,
-        "ess_bulk_per_second": None if min_ess is None else min_ess / run.seconds,
-        "gradient_evaluations": run.gradient_evaluations,
-        "density_evaluations": run.density_evaluations,
-        "gradient_evaluations_per_effective_sample": (
-            None if not min_ess else run.gradient_evaluations / min_ess
-        ),
-        "smc": smc,
-        "passed": not failures,
-        "failures": failures,
-    }
-    if failures:
-        warnings.warn(
-            f"{run.sampler} diagnostics failed — do not trust this posterior: "
-            + "; ".join(failures),
-            DiagnosticsWarning,
-            stacklevel=3,
-        )
-    return diagnostics
-
-
-def _finite_or_none(value) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def format_diagnostics(diagnostics: dict[str, Any]) -> str:
-    """A short human-readable table of the diagnostics."""
-    lines = [
-        f"sampler {diagnostics['sampler']}: {diagnostics['chains']} chain(s) × "
-        f"{diagnostics['draws']} draws in {diagnostics['seconds']:.1f} s, "
-        f"{diagnostics['divergences']} divergences",
-        f"{'parameter':<12} {'r_hat':>7} {'ess_bulk':>9} {'ess_tail':>9}",
-    ]
-    for name, values in diagnostics["parameters"].items():
-        cells = [
-            "—" if values[k] is None else f"{values[k]:.3f}" if k == "r_hat" else f"{values[k]:.0f}"
-            for k in ("r_hat", "ess_bulk", "ess_tail")
-        ]
-        lines.append(f"{name:<12} {cells[0]:>7} {cells[1]:>9} {cells[2]:>9}")
-    smc = diagnostics.get("smc")
-    if smc:
-        schedule = ", ".join(f"{lam:.3g}" for lam in smc["tempering_schedule"])
-        lines.append(f"SMC: {smc['stages']} stages, λ = [{schedule}]")
-        lines.append(
-            f"SMC: log marginal likelihood {smc['log_marginal_likelihood']:.2f}, "
-            f"min weight ESS {min(smc['weight_ess'] or [float('nan')]):.0f}, "
-            f"distinct particles {smc['unique_fraction']:.0%}"
-        )
-    lines.append("diagnostics: " + ("passed" if diagnostics["passed"] else "FAILED"))
-    lines.extend(f"  - {failure}" for failure in diagnostics["failures"])
-    return "\n".join(lines)

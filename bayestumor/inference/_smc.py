@@ -28,15 +28,15 @@ from jax.flatten_util import ravel_pytree
 from tqdm.auto import tqdm
 
 from bayestumor._custom_types import PRNGKeyArray
-from bayestumor.inference._problem import CalibrationProblem
 from bayestumor.inference._run import SamplerRun
+from bayestumor.model import CalibrationProblem
 
 
 def _mutation_kernel(kind: str):
     """BlackJAX's inner (step, init) functions for ``"rmh"`` or ``"hmc"``.
 
     BlackJAX is imported here rather than at module level because importing it starts JAX's
-    backend, after which the host device count can no longer be set (`bayestumor._devices`).
+    backend, after which the host device count can no longer be set (`bayestumor.utils._devices`).
     """
     import blackjax
     from blackjax.mcmc import random_walk

@@ -17,6 +17,7 @@ from bayestumor.radiotherapy._fit import (
     fit,
     fit_arrays,
     fit_many,
+    start_guesses,
 )
 from bayestumor.radiotherapy._io import (
     bands_table,
@@ -61,5 +62,6 @@ __all__ = [
     "plot_bootstrap",
     "read_series_csv",
     "rt_model",
+    "start_guesses",
     "write_outputs",
 ]

@@ -136,7 +136,7 @@ def predict_log(
     return log_burden(params, time_days, t_rt_days)
 
 
-def _start_guesses(config: FitConfig, dtype: jnp.dtype) -> Float[Array, "starts 6"]:
+def start_guesses(config: FitConfig, dtype: jnp.dtype) -> Float[Array, "starts 6"]:
     """Deterministic initial guesses (unconstrained, A0 slot left at 0): centre, then random."""
     lows = jnp.zeros(6)
     highs = jnp.zeros(6)
@@ -183,7 +183,7 @@ def _fit_one(
 
     # Start A0 at the first visit's value, back-extrapolated at the start's growth rate.
     first = jnp.argmax(weight > 0)
-    starts = _start_guesses(config, dtype)
+    starts = start_guesses(config, dtype)
     starts = starts.at[:, 0].set(jnp.log(value_n[first]) - jnp.exp(starts[:, 1]) * time_days[first])
     starts = jnp.where(jnp.isin(jnp.arange(6), fitted_index), starts, fixed_theta)[:, fitted_index]
     solver = optx.LevenbergMarquardt(rtol=config.rtol, atol=config.atol)

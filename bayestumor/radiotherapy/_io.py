@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayestumor._atomic import atomic_path
 from bayestumor.errors import InputError
 from bayestumor.radiotherapy._bootstrap import BootstrapResult, metrics
 from bayestumor.radiotherapy._data import Series
 from bayestumor.radiotherapy._ode import PARAM_NAMES
+from bayestumor.utils import atomic_path
 
 REQUIRED_COLUMNS = ("series", "time_days", "value")
 RT_COLUMN = "t_rt_days"

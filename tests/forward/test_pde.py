@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from bayestumor.anatomy import make_phantom
 from bayestumor.forward import AdaptiveStep, FixedStep, GrowthParams, PDEForward
-from bayestumor.grid import Grid
+from bayestumor.imaging import Grid, make_phantom
 
 TIGHT = AdaptiveStep(rtol=1e-10, atol=1e-12)
 
@@ -285,17 +284,18 @@ def test_bad_construction_raises():
 
 
 def test_heun_step_is_diffrax_heun(x64):
-    """The lean loop's step is diffrax's `Heun` step (same tableau) to round-off."""
+    """The lean loop's step is diffrax's `Heun` step (same tableau) to round-off: `evolve` over
+    a span short enough for a single stable, accurate step equals one `diffrax.Heun` step."""
     import diffrax
-
-    from bayestumor.forward._pde import _heun_step
 
     forward = PDEForward.from_anatomy(make_phantom((12, 12, 12), 8.0))
     u = forward.initial_density(jnp.zeros(3))
-    args = (jnp.asarray(50.0), jnp.asarray(3.0))
-    ours, _ = _heun_step(u, 0.01, *args, forward.faces)
+    D_w, rho, days = 50.0, 3.0, 0.01
+    args = (jnp.asarray(D_w * days), jnp.asarray(rho * days))
+    assert float(forward._steps_for(*args)) == 1.0
+    ours = forward.evolve(u, D_w, rho, days)
     term = diffrax.ODETerm(forward._vector_field)
-    theirs = diffrax.Heun().step(term, 0.0, 0.01, u, args, None, False)[0]
+    theirs = diffrax.Heun().step(term, 0.0, 1.0, u, args, None, False)[0]
     np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-15)
 
 

@@ -16,29 +16,31 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from bayestumor.anatomy import Anatomy, load_mni152
 from bayestumor.forward import GrowthParams
 from bayestumor.forward.surrogate import (
+    CARD_SECTIONS,
     DEFAULT_MODEL,
+    SPACING_MM,
     NetworkConfig,
     SurrogateForward,
     SurrogateModelError,
     SurrogateNet,
+    blur,
+    canonical_grid,
+    depth_to_space,
+    evaluate,
+    fresh_solves,
     load_surrogate,
     models_dir,
-    psis,
-    verify_model_dir,
-)
-from bayestumor.forward.surrogate._check import evaluate, fresh_solves, predict
-from bayestumor.forward.surrogate._data import SPACING_MM, canonical_grid
-from bayestumor.forward.surrogate._forward import (
-    CARD_SECTIONS,
-    _build,
+    predict,
     save_network,
+    space_to_depth,
+    verify_model_dir,
     write_checksums,
 )
-from bayestumor.forward.surrogate._network import blur, depth_to_space, space_to_depth
-from bayestumor.priors import Priors
+from bayestumor.imaging import Anatomy, load_mni152
+from bayestumor.inference import psis
+from bayestumor.model import Priors
 
 SHIPPED = models_dir() / DEFAULT_MODEL
 needs_shipped = pytest.mark.skipif(
@@ -93,7 +95,7 @@ def test_save_load_round_trip_and_tamper_detection(tmp_path):
     tissues = np.asarray(_tiny_inputs())
     anatomy = Anatomy(wm=tissues[..., 0], gm=tissues[..., 1], csf=tissues[..., 2], grid=grid)
     loaded = load_surrogate(path=directory, anatomy=anatomy)
-    original = _build(net, anatomy, (1.0, 30.0), (1.0, 8.0), "tiny")
+    original = SurrogateForward.from_network(net, anatomy, (1.0, 30.0), (1.0, 8.0), "tiny")
     params = GrowthParams.from_scale_free(6.0, 3.0, jnp.array([30.0, 32.0, 28.0]))
     np.testing.assert_array_equal(loaded(params), original(params))
 
@@ -149,7 +151,7 @@ def test_shipped_accuracy_on_fresh_held_out_solves_within_card():
     """8 fresh PDE solves (a seed the card did not use) on held-out seeds: the mean error stays
     within the card's numbers, with slack for the small sample (MSE ≤ 2× + 1e-4, Dice@0.5 and
     NCC ≥ card − 0.1)."""
-    from bayestumor.forward.surrogate._forward import load_network
+    from bayestumor.forward.surrogate import load_network
 
     net, _ = load_network(SHIPPED)
     card = json.loads((SHIPPED / "accuracy.json").read_text())["splits"]["test"]
@@ -162,7 +164,7 @@ def test_shipped_accuracy_on_fresh_held_out_solves_within_card():
 @needs_shipped
 def test_forward_reproduces_the_network_on_training_boxes():
     """`SurrogateForward` on a box (world = 4 mm × voxel index) gives what `predict` gives."""
-    from bayestumor.forward.surrogate._forward import load_network
+    from bayestumor.forward.surrogate import load_network
 
     net, _ = load_network(SHIPPED)
     data = fresh_solves("phantom", 2, seed=7, progress=False)
@@ -184,7 +186,7 @@ def test_gradients_finite_on_a_patient_roi(spacing_mm):
     center = mni.grid.world_to_voxel(np.array([20.0, -20.0, 20.0])).round().astype(int)
     half = round(40.0 / spacing_mm)
     sl = tuple(slice(c - half, c + half + 1) for c in center)
-    from bayestumor._resample import crop_grid
+    from bayestumor.imaging import crop_grid
 
     slices, grid = crop_grid(mni.grid, [s.start for s in sl], [s.stop for s in sl])
     roi = mni._cropped(slices, grid)
@@ -205,12 +207,11 @@ def test_gradients_finite_on_a_patient_roi(spacing_mm):
 
 def test_reweighting_a_posterior_by_its_own_likelihood_gives_equal_weights():
     """Importance ratios L/L = 1: uniform weights, ESS = n, unchanged means."""
-    from bayestumor.anatomy import make_phantom
     from bayestumor.forward import PDEForward
-    from bayestumor.forward.surrogate import reweight_with_pde
-    from bayestumor.inference import CalibrationProblem
-    from bayestumor.model import model_data_from_patient
-    from bayestumor.synthetic import ImagingParams, simulate_patient
+    from bayestumor.imaging import make_phantom
+    from bayestumor.inference import reweight
+    from bayestumor.model import CalibrationProblem, model_data_from_patient
+    from bayestumor.workflows import ImagingParams, simulate_patient
 
     anatomy = make_phantom((16, 16, 16), 4.0)
     params = GrowthParams.from_scale_free(6.0, 2.0, jnp.zeros(3))
@@ -219,7 +220,7 @@ def test_reweighting_a_posterior_by_its_own_likelihood_gives_equal_weights():
     pde = PDEForward.from_anatomy(anatomy).sized_for(*priors.max_diffusion_and_reaction())
     problem = CalibrationProblem(forward=pde, data=model_data_from_patient(patient), priors=priors)
     positions = problem.sample_prior(jax.random.key(1), 12)
-    refinement = reweight_with_pde(problem, problem, positions, ["mu_D", "mu_rho"])
+    refinement = reweight(problem, problem, positions, ["mu_D", "mu_rho"])
     np.testing.assert_allclose(np.exp(refinement.log_weights), 1.0 / 12, rtol=1e-6)
     assert refinement.ess == pytest.approx(12.0)
     for mean, _, refined_mean, _, shift in refinement.summary.values():
@@ -231,9 +232,13 @@ def test_surrogate_calibration_reports_its_pde_check(tmp_path):
     """`--forward surrogate` reweights its draws by the PDE and reports it: with every draw
     reweighted the surrogate columns are the posterior's own mean and sd, the PDE-corrected
     means are convex combinations of the draws, and an unreliable k̂ is warned about."""
-    from bayestumor.calibrate import CalibrationConfig, calibrate_patient
     from bayestumor.errors import DiagnosticsWarning
-    from bayestumor.synthetic import ImagingParams, simulate_patient
+    from bayestumor.workflows import (
+        CalibrationConfig,
+        ImagingParams,
+        calibrate_patient,
+        simulate_patient,
+    )
 
     mni = load_mni152(4.0)
     seed_mm = np.array([26.0, 18.0, 24.0])

@@ -14,13 +14,9 @@ import numpy as np
 import pytest
 
 from bayestumor.forward import GrowthParams, PDEForward
-from bayestumor.forward.surrogate import (
-    DEFAULT_MODEL,
-    SurrogateForward,
-    models_dir,
-    reweight_with_pde,
-)
-from bayestumor.priors import Priors
+from bayestumor.forward.surrogate import DEFAULT_MODEL, SurrogateForward, models_dir
+from bayestumor.inference import reweight
+from bayestumor.model import Priors
 
 SHIPPED = models_dir() / DEFAULT_MODEL
 SEED_MM = np.array([26.0, 18.0, 24.0])
@@ -29,9 +25,8 @@ GROWTH = ("mu_D", "mu_rho", "seed_x", "seed_y", "seed_z")
 
 
 def _patient():
-    from bayestumor._resample import crop_grid
-    from bayestumor.anatomy import load_mni152
-    from bayestumor.synthetic import ImagingParams, simulate_patient
+    from bayestumor.imaging import crop_grid, load_mni152
+    from bayestumor.workflows import ImagingParams, simulate_patient
 
     mni = load_mni152(4.0)
     centre = np.round(mni.grid.world_to_voxel(SEED_MM)).astype(int)
@@ -51,8 +46,8 @@ def _patient():
     "surrogate mean μ_D 8.93 mm vs PDE 7.05 ± 0.08 mm (see its model card, Limits)",
 )
 def test_surrogate_and_pde_posteriors_agree():
-    from bayestumor.inference import CalibrationProblem, run_inference
-    from bayestumor.model import model_data_from_patient
+    from bayestumor.inference import run_inference
+    from bayestumor.model import CalibrationProblem, model_data_from_patient
 
     roi, imaging = _patient()
     priors = Priors(
@@ -86,6 +81,6 @@ def test_surrogate_and_pde_posteriors_agree():
     flat = {
         k: np.asarray(v).reshape(-1)[::8] for k, v in results["surrogate"].run.positions.items()
     }
-    refinement = reweight_with_pde(problems["surrogate"], problems["pde"], flat, list(GROWTH))
+    refinement = reweight(problems["surrogate"], problems["pde"], flat, list(GROWTH))
     assert np.isfinite(refinement.pareto_k)
     assert refinement.ess > 1.0

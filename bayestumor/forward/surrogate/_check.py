@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayestumor._timing import median_seconds
 from bayestumor.forward.surrogate._data import (
     BOX_VOXELS,
     SPACING_MM,
@@ -35,6 +34,7 @@ from bayestumor.forward.surrogate._forward import (
 )
 from bayestumor.forward.surrogate._network import SurrogateNet
 from bayestumor.forward.surrogate._train import network_inputs
+from bayestumor.utils import median_seconds
 
 THRESHOLDS = (0.25, 0.5, 0.7)
 SPLIT_LABELS = {
@@ -225,7 +225,7 @@ validation) from `bayestumor surrogate generate` (`data/surrogate/train/manifest
 32³ boxes of 4 mm cut from the MNI152 2009c template (nilearn), zero flux at the box faces.
 Ranges (log-uniform): μ_D = √(D_w T) ∈ [{ranges["mu_D_mm"][0]}, {ranges["mu_D_mm"][1]}] mm,
 μ_ρ = √(ρ T) ∈ [{ranges["mu_rho"][0]}, {ranges["mu_rho"][1]}] — the default scale-free priors
-of `bayestumor.priors` (D_w·T up to 900 mm², ρ·T up to 64). Seeds in brain voxels (70 %
+of `bayestumor.model._priors` (D_w·T up to 900 mm², ρ·T up to 64). Seeds in brain voxels (70 %
 weighted by white matter), never in the MNI slab y ∈ [−30, −10] mm (held out). Augmentation:
 8 sub-voxel phases of the 4 mm block average, flips, crop jitter of ±3 voxels (seed off-centre
 in the box), smooth random deformations (sd 1 voxel), and at training time random flips and
@@ -264,7 +264,7 @@ See `benchmarks/surrogate.py` for the full comparison and a NUTS calibration.
 ## Intended use
 Fast likelihood evaluations in calibration (`--forward surrogate`), exploratory posteriors,
 initialising and importance-reweighting exact PDE posteriors
-(`bayestumor.forward.surrogate.reweight_with_pde`), on adult brains in MNI-like orientation,
+(`bayestumor.forward.surrogate.reweight`), on adult brains in MNI-like orientation,
 4 mm (or coarser-resampled) ROIs, μ_D and μ_ρ inside the ranges above.
 
 ## Limits
@@ -277,7 +277,7 @@ initialising and importance-reweighting exact PDE posteriors
 - Not yet accurate enough for PDE-equivalent posteriors when the data pin the parameters
   tightly: on the 4 mm synthetic patient of `tests/forward/test_surrogate_posterior.py`
   (posterior sd of μ_D ≈ 0.08 mm) the surrogate posterior mean of μ_D was 8.9 mm against the
-  PDE's 7.05 mm (truth 6.7). Always run the hybrid check (`reweight_with_pde`, PSIS k̂) and
+  PDE's 7.05 mm (truth 6.7). Always run the hybrid check (`reweight`, PSIS k̂) and
   fall back to the PDE sampler when k̂ ≥ 0.7. More training (data, steps; a GPU) is the fix.
 - Not a medical device; research use only.
 """

@@ -16,7 +16,7 @@ generalises):
   correlation length ≈ box/4) resamples the tissue maps before the solve.
 
 Parameters are drawn log-uniformly over the scale-free ranges μ_D = √(D_w T) ∈ `MU_D_RANGE` mm and
-μ_ρ = √(ρ T) ∈ `MU_RHO_RANGE` (the default priors of `bayestumor.priors`). Seeds fall in brain
+μ_ρ = √(ρ T) ∈ `MU_RHO_RANGE` (the default priors of `bayestumor.model._priors`). Seeds fall in brain
 voxels (wm + gm ≥ 0.5), 70 % weighted by white-matter probability.
 
 Splits: ``train`` never seeds in the MNI slab `HELD_OUT_Y_MM` (original, unflipped MNI y);
@@ -45,13 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-from bayestumor._atomic import atomic_path
-from bayestumor._patient import Anatomy
-from bayestumor._resample import average_to_rescaled
-from bayestumor._templates import _mni152_1mm, make_phantom
 from bayestumor.forward._base import GrowthParams
 from bayestumor.forward._pde import PDEForward
-from bayestumor.grid import Grid
+from bayestumor.imaging import Anatomy, Grid, average_to_rescaled, load_mni152, make_phantom
+from bayestumor.utils import atomic_path
 
 SPACING_MM = 4.0
 BOX_VOXELS = 32
@@ -152,7 +149,7 @@ def _solve_many(solvers: PDEForward, params: GrowthParams) -> jax.Array:
 @functools.lru_cache(maxsize=8)
 def _mni_phase(phase: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, Grid]:
     """MNI152 tissues block-averaged to `SPACING_MM` starting `phase` mm into the 1 mm grid."""
-    anatomy = _mni152_1mm()
+    anatomy = load_mni152(1.0)
     sl = tuple(slice(p, None) for p in phase)
     factors = (SPACING_MM,) * 3
     maps = [average_to_rescaled(getattr(anatomy, n)[sl], factors) for n in ("wm", "gm", "csf")]

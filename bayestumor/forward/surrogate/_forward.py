@@ -17,8 +17,8 @@ present, and that the weights have the shapes the hyperparameters describe.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
-import math
 import os
 import warnings
 from pathlib import Path
@@ -29,8 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayestumor._custom_types import Array, Volume
-from bayestumor._patient import Anatomy
-from bayestumor._resample import average_to_rescaled, coarsening_factors, rescaled_grid
+from bayestumor.errors import InputError
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
 from bayestumor.forward.surrogate._data import (
     BOX_VOXELS,
@@ -41,7 +40,7 @@ from bayestumor.forward.surrogate._data import (
     seed_blob,
 )
 from bayestumor.forward.surrogate._network import NetworkConfig, SurrogateNet, count_parameters
-from bayestumor.grid import Grid
+from bayestumor.imaging import Anatomy, Grid, average_to_rescaled, coarsening_factors, rescaled_grid
 
 FORMAT = "bayestumor-surrogate/1"
 DEFAULT_MODEL = "fk-mni152-4mm-v1"
@@ -60,13 +59,17 @@ CARD_SECTIONS = (
 )
 
 
-class SurrogateModelError(ValueError):
+class SurrogateModelError(InputError):
     """A model folder is incomplete, corrupted or inconsistent."""
 
 
 def models_dir() -> Path:
-    """Where named models live: ``$BAYESTUMOR_MODELS`` or the repository's ``models/``."""
-    return Path(os.environ.get("BAYESTUMOR_MODELS", Path(__file__).resolve().parents[3] / "models"))
+    """Where named models live: ``$BAYESTUMOR_MODELS``, else the models shipped inside the
+    package (``bayestumor/forward/surrogate/models/``, installed as package data)."""
+    override = os.environ.get("BAYESTUMOR_MODELS")
+    if override:
+        return Path(override)
+    return Path(str(importlib.resources.files("bayestumor.forward.surrogate") / "models"))
 
 
 class SurrogateForward(AbstractForwardModel):
@@ -114,15 +117,27 @@ class SurrogateForward(AbstractForwardModel):
         anatomy: Anatomy,
         name: str = DEFAULT_MODEL,
         *,
-        priors=None,
         path: str | Path | None = None,
     ) -> SurrogateForward:
         """The shipped model `name` (verified) on `anatomy`'s grid, e.g. a patient's ROI.
 
         Same signature as `PDEForward.from_anatomy` where it matters, so the calibration can
-        build either; `priors` (a `Priors`) triggers the training-range warning.
+        build either; `check_ranges` compares a prior with the training ranges.
         """
-        return load_surrogate(name, anatomy=anatomy, priors=priors, path=path)
+        return load_surrogate(name, anatomy=anatomy, path=path)
+
+    @classmethod
+    def from_network(
+        cls,
+        net: SurrogateNet,
+        anatomy: Anatomy,
+        mu_D_range: tuple[float, float],
+        mu_rho_range: tuple[float, float],
+        name: str,
+    ) -> SurrogateForward:
+        """A network (e.g. just trained, not saved) on `anatomy`'s grid, with the μ_D (mm)
+        and μ_ρ ranges it was trained on."""
+        return _build(net, anatomy, mu_D_range, mu_rho_range, name)
 
     def for_anatomy(self, anatomy: Anatomy) -> SurrogateForward:
         """The same network on `anatomy`'s grid (a patient's ROI, any spacing, orthogonal axes)."""
@@ -179,18 +194,6 @@ class SurrogateForward(AbstractForwardModel):
         for message in messages:
             warnings.warn(message, UserWarning, stacklevel=2)
         return messages
-
-    def check_priors(self, priors) -> list[str]:
-        """`check_ranges` for a `bayestumor.priors.Priors` (physical or scale-free)."""
-        from bayestumor.priors import bounds
-
-        if priors.parametrisation == "scale_free":
-            return self.check_ranges(bounds(priors.mu_D), bounds(priors.mu_rho))
-        d, r, t = bounds(priors.D_w), bounds(priors.rho), bounds(priors.T)
-        return self.check_ranges(
-            (math.sqrt(d[0] * t[0]), math.sqrt(d[1] * t[1])),
-            (math.sqrt(r[0] * t[0]), math.sqrt(r[1] * t[1])),
-        )
 
 
 def _build(
@@ -328,7 +331,6 @@ def load_surrogate(
     name: str = DEFAULT_MODEL,
     *,
     anatomy: Anatomy | None = None,
-    priors=None,
     path: str | Path | None = None,
 ) -> SurrogateForward:
     """Load a shipped surrogate, verified; on its 32³ box, or on `anatomy`'s grid if given.
@@ -337,7 +339,6 @@ def load_surrogate(
         name: model folder name under `models_dir()`.
         anatomy: region of interest to run on (e.g. a patient's ROI); default the canonical
             4 mm box of the training data (origin at voxel 0).
-        priors: optional `Priors`; a warning is issued where they leave the training ranges.
         path: explicit model folder (overrides `name`).
     """
     directory = Path(path) if path is not None else models_dir() / name
@@ -350,8 +351,6 @@ def load_surrogate(
     forward = _build(
         net, anatomy, tuple(ranges["mu_D_mm"]), tuple(ranges["mu_rho"]), directory.name
     )
-    if priors is not None:
-        forward.check_priors(priors)
     return forward
 
 

@@ -1,0 +1,163 @@
+"""Samplers behind one registry: a name maps to a function ``(problem, key, options) → SamplerRun``.
+
+Adding a sampler is one decorated function here (or anywhere, with `register_sampler`); the
+command line, the configuration and the cohort runner find it by name in `SAMPLERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from bayestumor._custom_types import PRNGKeyArray
+from bayestumor.errors import InputError
+from bayestumor.inference._blackjax_nuts import sample_blackjax_nuts
+from bayestumor.inference._map import find_map, laplace_covariance
+from bayestumor.inference._numpyro_nuts import sample_numpyro_nuts
+from bayestumor.inference._result import InferenceResult, build_result
+from bayestumor.inference._run import SamplerRun
+from bayestumor.inference._smc import sample_smc
+from bayestumor.model import CalibrationProblem, Position
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """Settings shared by the registered samplers (each reads the ones it needs).
+
+    Attributes:
+        chains, warmup, draws: MCMC chains, warm-up iterations and draws per chain.
+        map_start: start NUTS chains from draws of the Laplace approximation at the MAP
+            (Optimistix BFGS; Hessian by finite differences of gradients) rather than near the
+            prior median, with its covariance as the initial dense inverse mass matrix.
+        max_tree_depth: NUTS tree depth bound (≤ 2^depth − 1 gradients per draw).
+        smc_particles, smc_kernel, smc_mcmc_steps: SMC settings (see `sample_smc`).
+        progress: progress bars.
+    """
+
+    chains: int = 2
+    warmup: int = 300
+    draws: int = 300
+    map_start: bool = True
+    max_tree_depth: int = 6
+    smc_particles: int = 256
+    smc_kernel: Literal["rmh", "hmc"] = "rmh"
+    smc_mcmc_steps: int = 10
+    progress: bool = True
+
+
+SamplerFunction = Callable[[CalibrationProblem, PRNGKeyArray, SamplerOptions], SamplerRun]
+_REGISTRY: dict[str, SamplerFunction] = {}
+
+
+def register_sampler(name: str) -> Callable[[SamplerFunction], SamplerFunction]:
+    """Decorator: make a sampler function available under `name` to `run_inference`."""
+
+    def register(function: SamplerFunction) -> SamplerFunction:
+        _REGISTRY[name] = function
+        return function
+
+    return register
+
+
+def chain_starts(
+    center: Position,
+    chains: int,
+    key: PRNGKeyArray,
+    covariance: jax.Array | None = None,
+    jitter: float = 0.1,
+) -> Position:
+    """`chains` start points around `center` in unconstrained space.
+
+    With `covariance` (the Laplace approximation, flat (d, d) in sorted-site order) the starts
+    are draws of N(center, covariance), i.e. already in the typical set of a well-identified
+    posterior; otherwise `center` plus N(0, jitter²) noise per coordinate.
+    """
+    flat, unravel = ravel_pytree(center)
+    noise = jax.random.normal(key, (chains, flat.size), flat.dtype)
+    if covariance is None:
+        steps = jitter * noise
+    else:
+        cholesky = jnp.linalg.cholesky(jnp.asarray(covariance, flat.dtype))
+        steps = noise @ cholesky.T
+    return jax.vmap(lambda step: unravel(flat + step))(steps)
+
+
+def _nuts(sample: Callable[..., SamplerRun]) -> SamplerFunction:
+    """A registered NUTS sampler: MAP + Laplace start (optional), then `sample`."""
+
+    def run(problem: CalibrationProblem, key: PRNGKeyArray, options: SamplerOptions):
+        key_start, key_sample = jax.random.split(key)
+        center = problem.initial_position()
+        inverse_mass_matrix = None
+        if options.map_start:
+            center, _ = find_map(problem, center)
+            inverse_mass_matrix, _ = laplace_covariance(problem, center)
+        return sample(
+            problem,
+            key_sample,
+            chain_starts(center, options.chains, key_start, inverse_mass_matrix),
+            chains=options.chains,
+            warmup=options.warmup,
+            draws=options.draws,
+            max_tree_depth=options.max_tree_depth,
+            progress=options.progress,
+            inverse_mass_matrix=inverse_mass_matrix,
+        )
+
+    return run
+
+
+register_sampler("nuts")(_nuts(sample_numpyro_nuts))
+register_sampler("blackjax-nuts")(_nuts(sample_blackjax_nuts))
+
+
+@register_sampler("smc")
+def _smc(problem: CalibrationProblem, key: PRNGKeyArray, options: SamplerOptions) -> SamplerRun:
+    return sample_smc(
+        problem,
+        key,
+        particles=options.smc_particles,
+        kernel=options.smc_kernel,
+        mcmc_steps=options.smc_mcmc_steps,
+        progress=options.progress,
+    )
+
+
+SAMPLERS: tuple[str, ...] = tuple(_REGISTRY)
+"""Names of the built-in samplers, in the order the command line shows them."""
+Sampler = Literal["nuts", "blackjax-nuts", "smc"]
+
+
+def run_inference(
+    problem: CalibrationProblem,
+    sampler: str,
+    key: PRNGKeyArray,
+    options: SamplerOptions | None = None,
+    **settings,
+) -> InferenceResult:
+    """Sample the posterior of `problem` with the registered `sampler` and assemble the result.
+
+    Args:
+        problem: the posterior (forward map, data, priors).
+        sampler: a registered name: ``"nuts"`` (NumPyro), ``"blackjax-nuts"`` or ``"smc"``
+            (BlackJAX adaptive tempered SMC; it returns `smc_particles` draws and ignores
+            `chains`, `warmup`, `draws`).
+        key: PRNG key.
+        options: sampler settings (`SamplerOptions`); `settings` override single fields.
+
+    Raises:
+        InputError: `sampler` is not registered.
+    """
+    if sampler not in _REGISTRY:
+        raise InputError(f"unknown sampler {sampler!r}; choose one of {tuple(_REGISTRY)}")
+    options = SamplerOptions(**settings) if options is None else options
+    if settings and options is not None:
+        options = SamplerOptions(**{**options.__dict__, **settings})
+    key_sample, key_predict = jax.random.split(key)
+    run = _REGISTRY[sampler](problem, key_sample, options)
+    return build_result(problem, run, key_predict)

@@ -1,0 +1,39 @@
+"""The statistical model: priors, the observation model, the NumPyro model and the problem.
+
+- `Priors`: prior ranges with units and sources (physical or scale-free parametrisation).
+- Observation model: one `AbstractModality` per scan kind (`Segmentation` for T1c and FLAIR,
+  `PET`), each giving log-likelihood, replicated data, expected image and the imaging
+  parameters it needs; everything that touches observations goes through them.
+- `tumour_model`: the NumPyro model (priors → forward map → likelihoods).
+- `CalibrationProblem`: forward map + data + priors, with the densities samplers need.
+"""
+
+from bayestumor.model._numpyro import CONDITIONAL_PRIOR_SITES as CONDITIONAL_PRIOR_SITES
+from bayestumor.model._numpyro import OBSERVED_SITES as OBSERVED_SITES
+from bayestumor.model._numpyro import ModelData as ModelData
+from bayestumor.model._numpyro import ScaleFreeMarginal as ScaleFreeMarginal
+from bayestumor.model._numpyro import brain_density as brain_density
+from bayestumor.model._numpyro import model_data_from_patient as model_data_from_patient
+from bayestumor.model._numpyro import sample_growth_params as sample_growth_params
+from bayestumor.model._numpyro import sample_imaging_params as sample_imaging_params
+from bayestumor.model._numpyro import tumour_model as tumour_model
+from bayestumor.model._observation import DEFAULT_EPSILON as DEFAULT_EPSILON
+from bayestumor.model._observation import pet_log_likelihood as pet_log_likelihood
+from bayestumor.model._observation import (
+    segmentation_log_likelihood as segmentation_log_likelihood,
+)
+from bayestumor.model._observation import visibility_probability as visibility_probability
+from bayestumor.model._priors import GROWTH_NAMES_PHYSICAL as GROWTH_NAMES_PHYSICAL
+from bayestumor.model._priors import GROWTH_NAMES_SCALE_FREE as GROWTH_NAMES_SCALE_FREE
+from bayestumor.model._priors import IMAGING_NAMES as IMAGING_NAMES
+from bayestumor.model._priors import LOG_UNIFORM as LOG_UNIFORM
+from bayestumor.model._priors import SEED_NAMES as SEED_NAMES
+from bayestumor.model._priors import UNITS as UNITS
+from bayestumor.model._priors import Priors as Priors
+from bayestumor.model._priors import Spec as Spec
+from bayestumor.model._priors import bounds as bounds
+from bayestumor.model._priors import is_fixed as is_fixed
+from bayestumor.model._problem import CalibrationProblem as CalibrationProblem
+from bayestumor.model._problem import Position as Position
+from bayestumor.model._problem import batched as batched
+from bayestumor.model._problem import flatten_draws as flatten_draws

@@ -1,0 +1,272 @@
+"""The NumPyro model: priors on growth and imaging parameters, forward map, per-voxel likelihoods.
+
+The model is a plain function (`tumour_model`); its observed sites are ``t1c``, ``flair`` and
+``pet`` (whichever the patient has), each a vector over the brain voxels of the region of
+interest. Growth parameters with log-uniform priors are sampled as ``log_<name>`` (so samplers
+move in log space) and recorded under their own names as deterministic sites, so every result
+carries ``D_w, rho, T`` (or ``mu_D, mu_rho``), ``seed_x, seed_y, seed_z`` and the imaging
+parameters ``u_c_t1c, u_c_flair, sigma_alpha, b, sigma`` by those names.
+
+One scan identifies only μ_D = √(D_w T) and μ_ρ = √(ρ T), so with D_w, ρ and T all free the
+posterior of (log D_w, log ρ, log T) is a thin ridge along log T, bent by the prior box in the
+samplers' unconstrained space — NUTS mixes badly along it. The model therefore samples the same
+prior in coordinates aligned with what the data see: ``log_mu`` = (log μ_D, log μ_ρ) from its
+exact marginal (`ScaleFreeMarginal`), then ``log_T`` uniform on the interval the box leaves
+given them. The likelihood depends on ``log_mu`` alone, and ``log_T`` given it is the prior's
+conditional, a fixed shape in unconstrained space: no ridge. D_w = μ_D²/T and ρ = μ_ρ²/T are
+recorded as before; the prior on (D_w, ρ, T) is unchanged (independent log-uniforms).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+
+from bayestumor._custom_types import Array, Float, Int, PRNGKeyArray
+from bayestumor.errors import InputError
+from bayestumor.forward import AbstractForwardModel, GrowthParams
+from bayestumor.imaging import Patient
+from bayestumor.model._observation import DEFAULT_EPSILON, visibility_probability
+from bayestumor.model._priors import LOG_UNIFORM, SEED_NAMES, Priors, Spec, bounds, is_fixed
+
+OBSERVED_SITES = ("t1c", "flair", "pet")
+CONDITIONAL_PRIOR_SITES = ("log_T",)
+"""Sample sites whose unconstrained coordinate is, given the others, distributed as the prior
+says whatever the data (``log_T`` of `_physical_without_ridge`: a fixed logistic shape):
+independent a posteriori of every other coordinate."""
+
+
+class ModelData(NamedTuple):
+    """Observations of one patient on its region-of-interest grid, ready for the model.
+
+    Attributes:
+        voxel_index: flat (C-order) indices of the brain voxels into the ROI volume, int32 (n,).
+        t1c: T1c segmentation at those voxels, float32 0/1 (n,), or None.
+        flair: FLAIR segmentation at those voxels, float32 0/1 (n,), or None.
+        pet: normalised PET uptake at those voxels, float32 (n,), or None.
+        seed_center_mm: centre of the seed prior, world mm (3,).
+        seed_low_mm: lower bounds of the seed prior (the ROI's lowest voxel centre), mm (3,).
+        seed_high_mm: upper bounds of the seed prior (the ROI's highest voxel centre), mm (3,).
+    """
+
+    voxel_index: Int[Array, " n"]
+    t1c: Float[Array, " n"] | None
+    flair: Float[Array, " n"] | None
+    pet: Float[Array, " n"] | None
+    seed_center_mm: Float[Array, "3"]
+    seed_low_mm: Float[Array, "3"]
+    seed_high_mm: Float[Array, "3"]
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Observed sites present, in the order ``t1c, flair, pet``."""
+        return tuple(name for name in OBSERVED_SITES if getattr(self, name) is not None)
+
+
+def model_data_from_patient(patient: Patient) -> ModelData:
+    """Select the brain voxels of `patient` (already on the ROI grid) and its observations.
+
+    Only voxels inside the brain (wm + gm ≥ 0.5, `Anatomy.brain_mask`) count: elsewhere the
+    model has no tumour cells and the scans carry no information about growth.
+
+    Raises:
+        InputError: no brain voxel, no observation at all, or no tumour voxel to centre on.
+    """
+    brain = patient.anatomy.brain_mask
+    if not brain.any():
+        raise InputError("the region of interest contains no brain tissue", patient.source)
+    observations = patient.observations
+    if observations.t1c is None and observations.flair is None and observations.pet is None:
+        raise InputError("the patient has no T1c, FLAIR or PET observation", patient.source)
+    index = np.flatnonzero(brain.reshape(-1)).astype(np.int32)
+
+    def at_brain(values: np.ndarray | None) -> Array | None:
+        if values is None:
+            return None
+        return jnp.asarray(values.reshape(-1)[index], jnp.float32)
+
+    low, high = patient.grid.world_bounds_mm()
+    center = np.clip(patient.lesion_center_mm(), low, high)
+    return ModelData(
+        voxel_index=jnp.asarray(index),
+        t1c=at_brain(observations.t1c),
+        flair=at_brain(observations.flair),
+        pet=at_brain(observations.pet),
+        seed_center_mm=jnp.asarray(center, jnp.float32),
+        seed_low_mm=jnp.asarray(low, jnp.float32),
+        seed_high_mm=jnp.asarray(high, jnp.float32),
+    )
+
+
+def _parameter(name: str, spec: Spec) -> Array:
+    """Sample (or fix) one scalar parameter, recorded under `name`."""
+    if is_fixed(spec):
+        return numpyro.deterministic(name, jnp.asarray(bounds(spec)[0], jnp.float32))
+    low, high = bounds(spec)
+    if name in LOG_UNIFORM:
+        log_value = numpyro.sample(f"log_{name}", dist.Uniform(np.log(low), np.log(high)))
+        return numpyro.deterministic(name, jnp.exp(log_value))
+    return numpyro.sample(name, dist.Uniform(low, high))
+
+
+class ScaleFreeMarginal(dist.Distribution):
+    """Law of (log μ_D, log μ_ρ) = ((log D_w + log T)/2, (log ρ + log T)/2) when log D_w, log ρ
+    and log T are independent uniforms on [x_l, x_h], [y_l, y_h], [t_l, t_h].
+
+    With a = log μ_D, b = log μ_ρ the map (x, y, t) → (a, b, t) has Jacobian 1/4, so the joint
+    density of (a, b, t) is 4/V on {2a − t ∈ [x_l, x_h], 2b − t ∈ [y_l, y_h], t ∈ [t_l, t_h]}
+    (V the volume of the box), and the marginal is p(a, b) = 4 L(a, b) / V with L the length
+    of the t-interval `log_T_interval` — zero outside a hexagon inside the declared box support.
+    Sampling transforms uniform draws, so it is exact.
+    """
+
+    arg_constraints: ClassVar[dict] = {}
+    pytree_data_fields = ("log_D_w", "log_rho", "log_T")
+
+    def __init__(self, log_D_w, log_rho, log_T, *, validate_args=None):
+        self.log_D_w, self.log_rho, self.log_T = (jnp.asarray(v) for v in (log_D_w, log_rho, log_T))
+        super().__init__(batch_shape=(), event_shape=(2,), validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=1)
+    def support(self):
+        low = jnp.stack([self.log_D_w[0] + self.log_T[0], self.log_rho[0] + self.log_T[0]]) / 2
+        high = jnp.stack([self.log_D_w[1] + self.log_T[1], self.log_rho[1] + self.log_T[1]]) / 2
+        return constraints.independent(constraints.interval(low, high), 1)
+
+    def log_T_interval(self, value: Array) -> tuple[Array, Array]:
+        """Bounds of log T given (log μ_D, log μ_ρ) = `value` (empty where high ≤ low)."""
+        a, b = value[..., 0], value[..., 1]
+        (x_l, x_h), (y_l, y_h), (t_l, t_h) = self.log_D_w, self.log_rho, self.log_T
+        low = jnp.maximum(t_l, jnp.maximum(2 * a - x_h, 2 * b - y_h))
+        high = jnp.minimum(t_h, jnp.minimum(2 * a - x_l, 2 * b - y_l))
+        return low, high
+
+    def sample(self, key: PRNGKeyArray, sample_shape=()) -> Array:
+        keys = jax.random.split(key, 3)
+        x, y, t = (
+            jax.random.uniform(k, sample_shape, minval=bounds_[0], maxval=bounds_[1])
+            for k, bounds_ in zip(keys, (self.log_D_w, self.log_rho, self.log_T), strict=True)
+        )
+        return jnp.stack([(x + t) / 2, (y + t) / 2], axis=-1)
+
+    def log_prob(self, value: Array) -> Array:
+        low, high = self.log_T_interval(value)
+        length = high - low
+        (x_l, x_h), (y_l, y_h), (t_l, t_h) = self.log_D_w, self.log_rho, self.log_T
+        volume = (x_h - x_l) * (y_h - y_l) * (t_h - t_l)
+        # The inner where keeps the gradient finite outside the support (log of a positive).
+        log_length = jnp.log(jnp.where(length > 0, length, 1.0))
+        return jnp.where(length > 0, log_length + jnp.log(4.0) - jnp.log(volume), -jnp.inf)
+
+
+def _physical_without_ridge(priors: Priors) -> tuple[Array, Array, Array]:
+    """D_w, ρ, T with all three free, sampled as ``log_mu`` then ``log_T`` (module docstring)."""
+    marginal = ScaleFreeMarginal(
+        *(np.log(bounds(getattr(priors, name))) for name in ("D_w", "rho", "T"))
+    )
+    log_mu = numpyro.sample("log_mu", marginal)
+    low, high = marginal.log_T_interval(log_mu)
+    # Outside the support `log_mu` already has log density −∞; keep this interval non-empty.
+    log_T = numpyro.sample("log_T", dist.Uniform(low, jnp.maximum(high, low + 1e-6)))
+    D_w = numpyro.deterministic("D_w", jnp.exp(2 * log_mu[0] - log_T))
+    rho = numpyro.deterministic("rho", jnp.exp(2 * log_mu[1] - log_T))
+    return D_w, rho, numpyro.deterministic("T", jnp.exp(log_T))
+
+
+def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
+    """Sample the growth parameters and the seed; returns them as `GrowthParams`."""
+    seed = []
+    for axis, name in enumerate(SEED_NAMES):
+        prior = dist.TruncatedNormal(
+            data.seed_center_mm[axis],
+            priors.seed_sd_mm,
+            low=data.seed_low_mm[axis],
+            high=data.seed_high_mm[axis],
+        )
+        seed.append(numpyro.sample(name, prior))
+    seed_mm = jnp.stack(seed)
+    if priors.parametrisation == "physical":
+        if any(is_fixed(getattr(priors, name)) for name in ("D_w", "rho", "T")):
+            D_w, rho, T = (_parameter(name, getattr(priors, name)) for name in ("D_w", "rho", "T"))
+        else:
+            D_w, rho, T = _physical_without_ridge(priors)
+        params = GrowthParams(D_w=D_w, rho=rho, T=T, seed_mm=seed_mm)
+        numpyro.deterministic("mu_D", params.mu_D)
+        numpyro.deterministic("mu_rho", params.mu_rho)
+        return params
+    mu_D = _parameter("mu_D", priors.mu_D)
+    mu_rho = _parameter("mu_rho", priors.mu_rho)
+    return GrowthParams.from_scale_free(mu_D, mu_rho, seed_mm)
+
+
+def sample_imaging_params(priors: Priors, modalities: tuple[str, ...]) -> dict[str, Array]:
+    """Sample the imaging parameters the observed `modalities` need."""
+    names = []
+    if "t1c" in modalities:
+        names.append("u_c_t1c")
+    if "flair" in modalities:
+        names.append("u_c_flair")
+    if "t1c" in modalities or "flair" in modalities:
+        names.append("sigma_alpha")
+    if "pet" in modalities:
+        names += ["b", "sigma"]
+    return {name: _parameter(name, getattr(priors, name)) for name in names}
+
+
+def brain_density(forward: AbstractForwardModel, params: GrowthParams, data: ModelData) -> Array:
+    """Tumour-cell density at the brain voxels, (n,)."""
+    return forward(params).reshape(-1)[data.voxel_index]
+
+
+def tumour_model(
+    forward: AbstractForwardModel,
+    data: ModelData,
+    priors: Priors | None = None,
+    *,
+    epsilon: float = DEFAULT_EPSILON,
+    include_likelihood: bool = True,
+) -> None:
+    """NumPyro model of one patient's scans given the growth model.
+
+    Args:
+        forward: forward map from `GrowthParams` to density on the ROI grid (PDE or surrogate).
+        data: the patient's brain voxels and observations (`model_data_from_patient`).
+        priors: prior ranges (`Priors`), including the parametrisation (default `Priors()`).
+        epsilon: clipping of the MRI visibility probability to [ε, 1 − ε].
+        include_likelihood: False gives the prior alone (no forward solve), used for prior
+            draws and the prior term of tempered SMC.
+    """
+    priors = Priors() if priors is None else priors
+    params = sample_growth_params(priors, data)
+    imaging = sample_imaging_params(priors, data.modalities)
+    if not include_likelihood:
+        return
+    density = brain_density(forward, params, data)
+    for name in ("t1c", "flair"):
+        observed = getattr(data, name)
+        if observed is not None:
+            alpha = visibility_probability(
+                density, imaging[f"u_c_{name}"], imaging["sigma_alpha"], epsilon
+            )
+            numpyro.sample(name, dist.Bernoulli(probs=alpha), obs=observed)
+    if data.pet is not None:
+        numpyro.sample("pet", dist.Normal(imaging["b"] * density, imaging["sigma"]), obs=data.pet)
+
+
+__all__ = [
+    "CONDITIONAL_PRIOR_SITES",
+    "OBSERVED_SITES",
+    "ModelData",
+    "ScaleFreeMarginal",
+    "brain_density",
+    "model_data_from_patient",
+    "sample_growth_params",
+    "sample_imaging_params",
+    "tumour_model",
+]

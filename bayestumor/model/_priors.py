@@ -1,0 +1,182 @@
+"""Prior ranges of the growth and imaging parameters, with their units and sources.
+
+Growth parameters (Fisher–Kolmogorov; D_w in white matter, D_g = D_w / 10):
+
+- ``D_w`` log-uniform on [0.01, 1.0] mm²/day. GliomaSolver (Lipkova et al. 2019, log-uniform,
+  given in cm²/day there) uses ≈ 0.013–3.8 mm²/day; Ezhov et al. (2023, Table I) use a narrower
+  range. The default covers the realistic glioblastoma range of both and stops at 1 mm²/day,
+  where with T ≤ 1000 days the diffusion length √(D_w T) ≈ 32 mm already spans a hemisphere.
+- ``rho`` log-uniform on [0.002, 0.2] /day (GliomaSolver ≈ 0.0027–0.19 /day; Ezhov et al.
+  0.001–0.03 /day).
+- ``T`` log-uniform on [30, 1000] days since the seed (Ezhov et al., Table I).
+- Scale-free alternative (one time point only identifies these; see `GrowthParams`):
+  ``mu_D = √(D_w T)`` log-uniform on [1, 30] mm and ``mu_rho = √(ρ T)`` log-uniform on [1, 8]
+  (ρT from 1 to 64 e-folds), the ranges the physical defaults imply for visible tumours.
+- Seed ``seed_x, seed_y, seed_z`` (world mm): Normal centred on the T1c centre of mass
+  (`Patient.lesion_center_mm`), sd ``seed_sd_mm`` = 10 mm, truncated to the region of interest.
+
+Imaging parameters (Ezhov et al. 2023, Table I; dimensionless unless stated):
+
+- ``u_c_t1c`` uniform on [0.6, 0.8], ``u_c_flair`` uniform on [0.05, 0.6] (visibility thresholds),
+- ``sigma_alpha`` uniform on [0.05, 0.08] (width of the visibility transition),
+- ``b`` uniform on [0.6, 1.02] (PET uptake per unit density), ``sigma`` uniform on
+  [0.01, 0.25] (PET noise sd, normalised uptake units).
+
+Every entry is either a ``(low, high)`` range or a single number, which fixes the parameter
+(useful for fast tests and for parameters known from elsewhere).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bayestumor.errors import InputError
+
+Spec = float | tuple[float, float]
+"""A prior range ``(low, high)`` or a fixed value."""
+
+GROWTH_NAMES_PHYSICAL = ("D_w", "rho", "T")
+GROWTH_NAMES_SCALE_FREE = ("mu_D", "mu_rho")
+SEED_NAMES = ("seed_x", "seed_y", "seed_z")
+IMAGING_NAMES = ("u_c_t1c", "u_c_flair", "sigma_alpha", "b", "sigma")
+LOG_UNIFORM = frozenset({"D_w", "rho", "T", "mu_D", "mu_rho"})
+"""Parameters whose prior is uniform in log space (they are sampled as ``log_<name>``)."""
+
+UNITS = {
+    "D_w": "mm^2/day",
+    "rho": "1/day",
+    "T": "day",
+    "mu_D": "mm",
+    "mu_rho": "1",
+    "seed_x": "mm",
+    "seed_y": "mm",
+    "seed_z": "mm",
+    "u_c_t1c": "1",
+    "u_c_flair": "1",
+    "sigma_alpha": "1",
+    "b": "1",
+    "sigma": "1",
+}
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Prior of the calibration (see the module docstring for the sources of the defaults).
+
+    Attributes:
+        parametrisation: ``"physical"`` (D_w, ρ, T) or ``"scale_free"`` (μ_D, μ_ρ).
+        D_w: mm²/day, log-uniform range or fixed value.
+        rho: 1/day, log-uniform range or fixed value.
+        T: days, log-uniform range or fixed value.
+        mu_D: mm, log-uniform range or fixed value (scale-free only).
+        mu_rho: dimensionless, log-uniform range or fixed value (scale-free only).
+        seed_sd_mm: sd of the seed prior around the lesion centre, mm (> 0).
+        u_c_t1c, u_c_flair, sigma_alpha, b, sigma: uniform ranges or fixed values.
+    """
+
+    parametrisation: Literal["physical", "scale_free"] = "physical"
+    D_w: Spec = (0.01, 1.0)
+    rho: Spec = (0.002, 0.2)
+    T: Spec = (30.0, 1000.0)
+    mu_D: Spec = (1.0, 30.0)
+    mu_rho: Spec = (1.0, 8.0)
+    seed_sd_mm: float = 10.0
+    u_c_t1c: Spec = (0.6, 0.8)
+    u_c_flair: Spec = (0.05, 0.6)
+    sigma_alpha: Spec = (0.05, 0.08)
+    b: Spec = (0.6, 1.02)
+    sigma: Spec = (0.01, 0.25)
+
+    def __post_init__(self):
+        if self.parametrisation not in ("physical", "scale_free"):
+            raise InputError(f"unknown parametrisation {self.parametrisation!r}")
+        if not (math.isfinite(self.seed_sd_mm) and self.seed_sd_mm > 0):
+            raise InputError(f"seed_sd_mm must be positive, got {self.seed_sd_mm}")
+        for name in GROWTH_NAMES_PHYSICAL + GROWTH_NAMES_SCALE_FREE + IMAGING_NAMES:
+            spec = getattr(self, name)
+            if isinstance(spec, list):
+                spec = tuple(spec)
+                object.__setattr__(self, name, spec)
+            low, high = bounds(spec)
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise InputError(f"prior of {name} must be a finite range low ≤ high, got {spec}")
+            if isinstance(spec, tuple) and low == high:
+                raise InputError(f"prior range of {name} is empty: {spec}")
+            if name in LOG_UNIFORM and low <= 0:
+                raise InputError(f"{name} is log-uniform and needs positive bounds, got {spec}")
+
+    @property
+    def growth_names(self) -> tuple[str, ...]:
+        """Names of the growth parameters of this parametrisation, seed excluded."""
+        if self.parametrisation == "physical":
+            return GROWTH_NAMES_PHYSICAL
+        return GROWTH_NAMES_SCALE_FREE
+
+    def max_diffusion_and_reaction(self) -> tuple[float, float]:
+        """Upper ends of D_w·T (mm²) and ρ·T over the prior, for `PDEForward.sized_for`."""
+        if self.parametrisation == "physical":
+            t_high = bounds(self.T)[1]
+            return bounds(self.D_w)[1] * t_high, bounds(self.rho)[1] * t_high
+        return bounds(self.mu_D)[1] ** 2, bounds(self.mu_rho)[1] ** 2
+
+    def scale_free_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Ranges of μ_D = √(D_w T) (mm) and μ_ρ = √(ρT) the prior covers, whatever the
+        parametrisation (the box's corners in the physical one)."""
+        if self.parametrisation == "scale_free":
+            return bounds(self.mu_D), bounds(self.mu_rho)
+        d, r, t = bounds(self.D_w), bounds(self.rho), bounds(self.T)
+        return (
+            (math.sqrt(d[0] * t[0]), math.sqrt(d[1] * t[1])),
+            (math.sqrt(r[0] * t[0]), math.sqrt(r[1] * t[1])),
+        )
+
+    def replace(self, **changes: Any) -> Priors:
+        """A copy with some entries changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (ranges become lists)."""
+        return {
+            field.name: list(value) if isinstance(value, tuple) else value
+            for field in dataclasses.fields(self)
+            for value in [getattr(self, field.name)]
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Priors:
+        """Inverse of `to_dict`; unknown keys raise `ValueError`."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise InputError(f"unknown prior entries: {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def bounds(spec: Spec) -> tuple[float, float]:
+    """``(low, high)`` of a prior spec; a fixed value gives ``(value, value)``."""
+    if isinstance(spec, tuple | list):
+        if len(spec) != 2:
+            raise InputError(f"a prior range needs two numbers, got {spec}")
+        return float(spec[0]), float(spec[1])
+    return float(spec), float(spec)
+
+
+def is_fixed(spec: Spec) -> bool:
+    """True when the spec is a single number (the parameter is not sampled)."""
+    return not isinstance(spec, tuple | list)
+
+
+__all__ = [
+    "GROWTH_NAMES_PHYSICAL",
+    "GROWTH_NAMES_SCALE_FREE",
+    "IMAGING_NAMES",
+    "SEED_NAMES",
+    "UNITS",
+    "Priors",
+    "Spec",
+    "bounds",
+    "is_fixed",
+]

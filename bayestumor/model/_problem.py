@@ -1,0 +1,151 @@
+"""One calibration problem: forward map, data and prior, with the densities samplers need."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer import Predictive, init_to_median
+from numpyro.infer.util import initialize_model, unconstrain_fn
+
+from bayestumor._custom_types import Array, PRNGKeyArray
+from bayestumor.forward import AbstractForwardModel, GrowthParams
+from bayestumor.model._numpyro import ModelData, brain_density, tumour_model
+from bayestumor.model._observation import (
+    DEFAULT_EPSILON,
+    pet_log_likelihood,
+    segmentation_log_likelihood,
+)
+from bayestumor.model._priors import SEED_NAMES, Priors
+
+Position = dict[str, Array]
+"""A point in the samplers' unconstrained space: one scalar per sample site."""
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationProblem:
+    """Everything a sampler needs to know about one patient's posterior.
+
+    Samplers work in NumPyro's unconstrained space (log-uniform parameters as their logs, then
+    every bounded parameter through a logit), where `log_density` includes the Jacobian.
+
+    Attributes:
+        forward: forward map on the ROI grid (`PDEForward` sized for the prior, or a surrogate).
+        data: the patient's brain voxels and observations.
+        priors: prior ranges and parametrisation.
+        epsilon: clipping of the MRI visibility probability.
+    """
+
+    forward: AbstractForwardModel
+    data: ModelData
+    priors: Priors = field(default_factory=Priors)
+    epsilon: float = DEFAULT_EPSILON
+
+    def model(self, include_likelihood: bool = True) -> None:
+        """The NumPyro model of this problem (no arguments)."""
+        tumour_model(
+            self.forward,
+            self.data,
+            self.priors,
+            epsilon=self.epsilon,
+            include_likelihood=include_likelihood,
+        )
+
+    @functools.cached_property
+    def _prior_info(self):
+        return initialize_model(
+            jax.random.key(0), self.model, model_kwargs={"include_likelihood": False}
+        )
+
+    @functools.cached_property
+    def _posterior_info(self):
+        # Prior median (seed at the lesion centre): a start from which the optimiser sees the
+        # lesion; a random start can put the seed where the likelihood is flat.
+        return initialize_model(
+            jax.random.key(0), self.model, init_strategy=init_to_median(num_samples=15)
+        )
+
+    @property
+    def site_names(self) -> tuple[str, ...]:
+        """Sample sites (unconstrained coordinates), sorted."""
+        return tuple(sorted(self._prior_info.param_info.z))
+
+    def initial_position(self) -> Position:
+        """A default starting point: the prior median (estimated from 15 prior draws per
+        site) in unconstrained space; the seed starts at the lesion centre."""
+        return self._posterior_info.param_info.z
+
+    def log_prior(self, position: Position) -> Array:
+        """Log prior density in unconstrained space, Jacobian included (no forward solve)."""
+        return -self._prior_info.potential_fn(position)
+
+    def log_density(self, position: Position) -> Array:
+        """Unnormalised log posterior in unconstrained space (one forward solve)."""
+        return -self._posterior_info.potential_fn(position)
+
+    def log_likelihood(self, position: Position) -> Array:
+        """Total log-likelihood at an unconstrained position (one forward solve)."""
+        return self.log_density(position) - self.log_prior(position)
+
+    def constrain(self, position: Position) -> dict[str, Array]:
+        """Named parameters (sampled and deterministic sites) at an unconstrained position."""
+        return self._prior_info.postprocess_fn(position)
+
+    def unconstrain(self, sites: dict[str, Array]) -> Position:
+        """Unconstrained position from constrained values of the sample sites."""
+        return unconstrain_fn(self.model, (), {"include_likelihood": False}, sites)
+
+    def sample_prior(self, key: PRNGKeyArray, n: int) -> Position:
+        """`n` prior draws in unconstrained space, each site of shape (n,)."""
+        draws = Predictive(self.model, num_samples=n)(key, include_likelihood=False)
+        sites = {name: draws[name] for name in self.site_names}
+        return jax.vmap(self.unconstrain)(sites)
+
+    def growth_params(self, named: dict[str, Array]) -> GrowthParams:
+        """`GrowthParams` from named (constrained) parameters; works on batches."""
+        seed_mm = jnp.stack([named[name] for name in SEED_NAMES], axis=-1)
+        if self.priors.parametrisation == "physical":
+            return GrowthParams(D_w=named["D_w"], rho=named["rho"], T=named["T"], seed_mm=seed_mm)
+        return GrowthParams.from_scale_free(named["mu_D"], named["mu_rho"], seed_mm)
+
+    def pointwise_log_likelihood(self, named: dict[str, Array], density: Array) -> dict[str, Array]:
+        """Per-voxel log-likelihood of each observed modality at the brain voxels, (n,) each."""
+        data = self.data
+        result = {}
+        for modality in ("t1c", "flair"):
+            observed = getattr(data, modality)
+            if observed is not None:
+                result[modality] = segmentation_log_likelihood(
+                    observed,
+                    density,
+                    named[f"u_c_{modality}"],
+                    named["sigma_alpha"],
+                    self.epsilon,
+                )
+        if data.pet is not None:
+            result["pet"] = pet_log_likelihood(data.pet, density, named["b"], named["sigma"])
+        return result
+
+    def brain_density(self, named: dict[str, Array]) -> Array:
+        """Density at the brain voxels for one set of named parameters, (n,)."""
+        return brain_density(self.forward, self.growth_params(named), self.data)
+
+    def density_volume(self, named: dict[str, Array]) -> Array:
+        """Density on the whole ROI grid for one set of named parameters, (x, y, z)."""
+        return self.forward(self.growth_params(named))
+
+
+def batched(function: Callable, batch_size: int = 8) -> Callable:
+    """`function` mapped over a leading axis in chunks (`lax.map`): bounded memory, vmapped."""
+    return jax.jit(lambda tree: jax.lax.map(function, tree, batch_size=batch_size))
+
+
+def flatten_draws(tree: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
+    """(chain, draw, ...) arrays → (chain·draw, ...), with the (chain, draw) shape."""
+    first = next(iter(tree.values()))
+    shape = first.shape[:2]
+    return {k: np.asarray(v).reshape((-1, *np.shape(v)[2:])) for k, v in tree.items()}, shape

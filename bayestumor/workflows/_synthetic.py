@@ -1,0 +1,137 @@
+"""Synthetic patients with known parameters, for the demo, tests, benchmarks and notebooks."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayestumor._custom_types import PRNGKeyArray
+from bayestumor.forward import AbstractForwardModel, GrowthParams, PDEForward
+from bayestumor.imaging import Anatomy, Observations, Patient
+from bayestumor.model import DEFAULT_EPSILON, visibility_probability
+
+
+class ImagingParams(NamedTuple):
+    """Imaging parameters of the observation model (`bayestumor.model._observation`), dimensionless.
+
+    Attributes:
+        u_c_t1c: T1c visibility threshold. u_c_flair: FLAIR visibility threshold.
+        sigma_alpha: width of the visibility transition. b: PET uptake per unit density.
+        sigma: PET noise sd.
+    """
+
+    u_c_t1c: float = 0.7
+    u_c_flair: float = 0.25
+    sigma_alpha: float = 0.06
+    b: float = 0.85
+    sigma: float = 0.05
+
+
+def simulate_patient(
+    anatomy: Anatomy,
+    params: GrowthParams,
+    imaging: ImagingParams,
+    key: PRNGKeyArray,
+    *,
+    forward: AbstractForwardModel | None = None,
+    noisy: bool = False,
+    pet: bool = True,
+    name: str = "synthetic",
+    epsilon: float = DEFAULT_EPSILON,
+) -> Patient:
+    """A patient whose scans come from the growth model with known parameters.
+
+    The density u = F(params) is computed with `forward` (default: the PDE on `anatomy`). With
+    ``noisy=False`` the segmentations are thresholds, T1c = u > u_c_t1c and FLAIR =
+    u > u_c_flair (what a radiologist's contour looks like); with ``noisy=True`` every brain
+    voxel is drawn from the model's own Bernoulli(α(u)) (needed for simulation-based
+    calibration). PET is b·u + Normal(0, σ) noise, clipped to [0, 1] (like a normalised scan).
+    Outside the brain every segmentation is empty and PET is 0.
+
+    Args:
+        anatomy: tissue maps and grid.
+        params: true growth parameters (scalars).
+        imaging: true imaging parameters.
+        key: PRNG key for the noise.
+        forward: forward map on ``anatomy.grid`` (built and sized for `params` if None).
+        noisy: sample segmentations from the likelihood instead of thresholding.
+        pet: also simulate PET.
+        name: patient name.
+        epsilon: clipping of α (as in the model).
+    """
+    if forward is None:
+        forward = PDEForward.from_anatomy(anatomy)
+        forward = forward.with_max_steps(forward.stable_steps(params) + 1)
+    density = jnp.asarray(forward(params))
+    if not bool(jnp.all(jnp.isfinite(density))):
+        raise ValueError("the forward model returned non-finite densities for these parameters")
+    brain = jnp.asarray(anatomy.brain_mask)
+    key_t1c, key_flair, key_pet = jax.random.split(key, 3)
+
+    def segmentation(u_c: float, key: PRNGKeyArray) -> np.ndarray:
+        if noisy:
+            alpha = visibility_probability(density, u_c, imaging.sigma_alpha, epsilon)
+            inside = jax.random.bernoulli(key, alpha)
+        else:
+            inside = density > u_c
+        return np.asarray(inside & brain)
+
+    uptake = None
+    if pet:
+        noise = imaging.sigma * jax.random.normal(key_pet, density.shape, density.dtype)
+        uptake = np.asarray(jnp.where(brain, jnp.clip(imaging.b * density + noise, 0.0, 1.0), 0.0))
+    observations = Observations(
+        grid=anatomy.grid,
+        t1c=segmentation(imaging.u_c_t1c, key_t1c),
+        flair=segmentation(imaging.u_c_flair, key_flair),
+        pet=uptake,
+    )
+    return Patient(anatomy=anatomy, observations=observations, name=name)
+
+
+DEMO_SEED_MNI_MM = (28.0, 12.0, 24.0)
+"""Seed of the demo tumour: right frontal white matter in MNI152 space, mm."""
+DEMO_TRUTH = {"mu_D": 5.0, "mu_rho": 2.5}
+"""Scale-free truth of the demo: √(D_w T) = 5 mm, √(ρ T) = 2.5 (6.25 proliferation e-folds);
+the front has then moved ≈ 2·μ_D·μ_ρ = 25 mm, a glioblastoma-sized lesion."""
+
+
+def demo_patient(
+    spacing_mm: float = 4.0, key: PRNGKeyArray | None = None, pet: bool = True
+) -> tuple[Patient, dict[str, float]]:
+    """A synthetic patient on the MNI152 anatomy (nilearn's template) with known parameters.
+
+    The seed is the white-matter voxel (wm ≥ 0.5) nearest `DEMO_SEED_MNI_MM`; growth uses the
+    scale-free `DEMO_TRUTH`; T1c and FLAIR are thresholds at the default `ImagingParams`
+    (u_c 0.7 and 0.25) and PET is b·u plus Normal(0, σ) noise.
+
+    Returns:
+        The patient (on the `spacing_mm` MNI grid) and the true values by parameter name
+        (``mu_D, mu_rho, seed_x, seed_y, seed_z`` and the imaging parameters).
+    """
+    from bayestumor.imaging import load_mni152
+
+    key = jax.random.key(2024) if key is None else key
+    anatomy = load_mni152(spacing_mm)
+    white = np.argwhere(anatomy.wm >= 0.5)
+    world = anatomy.grid.voxel_to_world(white)
+    seed_mm = world[np.argmin(np.linalg.norm(world - np.array(DEMO_SEED_MNI_MM), axis=1))]
+    params = GrowthParams.from_scale_free(
+        jnp.float32(DEMO_TRUTH["mu_D"]), jnp.float32(DEMO_TRUTH["mu_rho"]), jnp.asarray(seed_mm)
+    )
+    imaging = ImagingParams()
+    patient = simulate_patient(anatomy, params, imaging, key, pet=pet, name="demo-mni152")
+    truth = {
+        **DEMO_TRUTH,
+        "seed_x": float(seed_mm[0]),
+        "seed_y": float(seed_mm[1]),
+        "seed_z": float(seed_mm[2]),
+        **imaging._asdict(),
+    }
+    return patient, truth
+
+
+__all__ = ["DEMO_SEED_MNI_MM", "DEMO_TRUTH", "ImagingParams", "demo_patient", "simulate_patient"]

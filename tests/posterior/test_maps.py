@@ -1,0 +1,72 @@
+"""Posterior maps against hand-computed statistics; NIfTI written back in the original space."""
+
+import numpy as np
+import pytest
+
+from bayestumor import load_nifti, make_phantom
+from bayestumor.imaging import Grid
+from bayestumor.model import visibility_probability
+from bayestumor.posterior import posterior_maps, write_posterior_maps
+
+
+def _draws():
+    # Four draws of a 2×2×2 field; voxel (0,0,0) takes 0, 0.1, 0.2, 0.3, the others 0.
+    densities = np.zeros((4, 2, 2, 2), np.float32)
+    densities[:, 0, 0, 0] = [0.0, 0.1, 0.2, 0.3]
+    return densities
+
+
+def test_statistics_by_hand():
+    grid = Grid((2, 2, 2), np.diag([2.0, 2.0, 2.0, 1.0]))
+    maps = posterior_maps(_draws(), grid, threshold_u=0.05, ctv_probability=0.75)
+    assert maps.mean[0, 0, 0] == pytest.approx(0.15)
+    assert maps.sd[0, 0, 0] == pytest.approx(np.std([0.0, 0.1, 0.2, 0.3]), rel=1e-5)
+    assert maps.quantiles[0.5][0, 0, 0] == pytest.approx(0.15)
+    assert maps.exceedance[0, 0, 0] == pytest.approx(0.75)  # 3 of 4 draws exceed 0.05
+    assert maps.ctv.sum() == 1 and maps.ctv[0, 0, 0]
+    assert maps.ctv_ml == pytest.approx(0.008)  # one 2 mm voxel = 8 mm³
+    assert posterior_maps(_draws(), grid, threshold_u=0.05, ctv_probability=0.8).ctv.sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("voxel", "at_edge"),
+    [((2, 2, 2), False), ((0, 2, 2), True), ((2, 4, 2), True), ((2, 2, 4), True)],
+)
+def test_ctv_at_roi_edge_flags_a_ctv_touching_any_face(voxel, at_edge):
+    densities = np.zeros((4, 5, 5, 5), np.float32)
+    densities[:, 1:4, 1:4, 1:4] = 0.5  # an interior CTV...
+    densities[(slice(None), *voxel)] = 0.5  # ...plus one voxel, on a face or not
+    maps = posterior_maps(densities, Grid((5, 5, 5), np.eye(4)), threshold_u=0.05)
+    assert maps.ctv_at_roi_edge == at_edge
+
+
+def test_predicted_visibility_is_posterior_mean_of_alpha():
+    grid = Grid((2, 2, 2), np.eye(4))
+    imaging = {"u_c_flair": np.array([0.1, 0.2, 0.1, 0.2]), "sigma_alpha": np.full(4, 0.05)}
+    maps = posterior_maps(_draws(), grid, imaging)
+    expected = np.mean(
+        [
+            visibility_probability(u, c, 0.05)
+            for u, c in zip(_draws()[:, 0, 0, 0], imaging["u_c_flair"], strict=False)
+        ]
+    )
+    assert maps.flair_probability[0, 0, 0] == pytest.approx(expected, rel=1e-5)
+    assert maps.t1c_probability is None
+
+
+def test_written_back_into_the_original_space(tmp_path):
+    original = make_phantom((12, 12, 12), 4.0).grid
+    from bayestumor.imaging import crop_grid
+
+    _slices, roi_grid = crop_grid(original, np.array([2, 3, 4]), np.array([4, 5, 6]))
+    maps = posterior_maps(_draws(), roi_grid, threshold_u=0.05, ctv_probability=0.5)
+    written = write_posterior_maps(maps, tmp_path, original)
+    mean, grid = load_nifti(written["files"]["density_mean"])
+    assert grid.same_as(original) and mean.shape == (12, 12, 12)
+    assert mean[2, 3, 4] == pytest.approx(0.15)
+    assert mean.sum() == pytest.approx(0.15)
+    ctv, _ = load_nifti(written["files"]["ctv"])
+    assert ctv.sum() == 1 and ctv[2, 3, 4] == 1
+    assert written["ctv_ml"] == pytest.approx(0.064)
+    for name in ("density_sd", "density_q05", "density_q95", "infiltration_probability"):
+        assert (tmp_path / f"{name}.nii.gz").exists()

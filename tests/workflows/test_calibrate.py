@@ -1,0 +1,227 @@
+"""The calibration pipeline: configuration, bad input, atomic output, end to end, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayestumor import load_nifti, save_nifti
+from bayestumor.cli import main
+from bayestumor.errors import DiagnosticsWarning, InputError
+from bayestumor.model import Priors
+from bayestumor.workflows import CalibrationConfig, calibrate_patient, validate_patient
+from tests._calibration_problems import FAST_PRIORS, REACTION_STEP, synthetic_patient
+
+FAST_CONFIG = CalibrationConfig(
+    spacing_mm=10.0,
+    margin_mm=20.0,
+    chains=1,
+    warmup=15,
+    draws=15,
+    priors=FAST_PRIORS,
+    reaction_step=REACTION_STEP,
+    sampler="smc",
+    smc_particles=32,
+    smc_mcmc_steps=3,
+    progress=False,
+)
+
+
+def _write_patient(directory, patient, **replace):
+    directory.mkdir(parents=True)
+    volumes = {
+        "wm": patient.anatomy.wm,
+        "gm": patient.anatomy.gm,
+        "csf": patient.anatomy.csf,
+        "t1c": patient.observations.t1c,
+        "flair": patient.observations.flair,
+        "pet": patient.observations.pet,
+    }
+    volumes.update(replace)
+    for name, volume in volumes.items():
+        if volume is not None:
+            grid = patient.grid
+            if isinstance(volume, tuple):  # (values, grid) for a deliberately different grid
+                volume, grid = volume
+            save_nifti(directory / f"{name}.nii.gz", volume, grid)
+    return directory
+
+
+def test_config_json_round_trip():
+    config = FAST_CONFIG.replace(priors=Priors(parametrisation="scale_free"), seed=7)
+    restored = CalibrationConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config
+    with pytest.raises(InputError, match="unknown calibration options"):
+        CalibrationConfig.from_dict({"samplr": "nuts"})
+    with pytest.raises(InputError, match="sampler"):
+        CalibrationConfig(sampler="hmc")
+    with pytest.raises(InputError, match="spacing_mm"):
+        CalibrationConfig(spacing_mm=0.0)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty", "segmentations are empty"),
+        ("pet_nan", "NaN"),
+        ("pet_range", r"\[0, 1\]"),
+    ],
+)
+def test_bad_observations_raise_and_leave_no_output(tmp_path, case, message):
+    patient = synthetic_patient(pet=True)
+    observations = patient.observations
+    if case == "empty":
+        observations = type(observations)(
+            grid=patient.grid,
+            t1c=np.zeros_like(observations.t1c),
+            flair=np.zeros_like(observations.flair),
+        )
+    else:
+        pet = np.array(observations.pet)
+        pet[0, 0, 0] = np.nan if case == "pet_nan" else 1.5
+        observations = type(observations)(
+            grid=patient.grid, t1c=observations.t1c, flair=observations.flair, pet=pet
+        )
+    bad = type(patient)(patient.anatomy, observations, "bad")
+    with pytest.raises(InputError, match=message):
+        validate_patient(bad)
+    with pytest.raises(InputError, match=message):
+        calibrate_patient(bad, tmp_path / "out", FAST_CONFIG)
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary directory left either
+
+
+def test_grids_that_disagree_raise_and_leave_no_output(tmp_path):
+    patient = synthetic_patient(pet=False)
+    shifted = type(patient.grid)(patient.grid.shape, patient.grid.affine + np.eye(4)[[0]] * 0)
+    affine = patient.grid.affine.copy()
+    affine[0, 3] += 3.0
+    shifted = type(patient.grid)(patient.grid.shape, affine)
+    directory = _write_patient(
+        tmp_path / "patient", patient, flair=(patient.observations.flair, shifted)
+    )
+    with pytest.raises(InputError):
+        calibrate_patient(directory, tmp_path / "out", FAST_CONFIG)
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["patient"]
+    # From the command line: exit code 2 and a one-line message.
+    assert main(["calibrate", str(directory), "--out", str(tmp_path / "out2")]) == 2
+    assert not (tmp_path / "out2").exists()
+
+
+def test_end_to_end_writes_every_product(tmp_path):
+    patient = synthetic_patient(pet=True)
+    config = FAST_CONFIG.replace(priors=FAST_PRIORS.replace(b=(0.6, 1.02)), plots=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = calibrate_patient(patient, tmp_path / "out", config)
+    out = tmp_path / "out"
+    for name in (
+        "posterior.nc",
+        "summary.json",
+        "diagnostics.json",
+        "config.json",
+        "figures/slices.png",
+        "maps/ctv.nii.gz",
+        "maps/density_mean.nii.gz",
+        "maps/density_sd.nii.gz",
+        "maps/infiltration_probability.nii.gz",
+        "maps/flair_probability.nii.gz",
+        "maps/t1c_probability.nii.gz",
+    ):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary))
+    for name in ("D_w", "rho", "seed_x", "b", "sigma"):
+        assert set(summary["parameters"][name]) == {"mean", "sd", "q05", "q95", "units"}
+    assert summary["flair_ml"] == pytest.approx(patient.observations.volumes_ml()["flair"])
+    assert summary["ctv_ml"] > 0 and summary["runtime_s"] > 0
+    assert CalibrationConfig.from_dict(json.loads((out / "config.json").read_text())) == config
+    tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
+    assert {"posterior", "log_likelihood", "posterior_predictive"} <= set(tree.children)
+    mean, grid = load_nifti(out / "maps" / "density_mean.nii.gz")
+    assert grid.same_as(patient.grid) and 0 <= mean.min() and mean.max() <= 1
+
+
+@pytest.mark.parametrize("sampler", ["nuts", "blackjax-nuts"])
+def test_single_chain_gradient_samplers_run_end_to_end(tmp_path, sampler):
+    """One chain is a valid configuration (NumPyro then wants initial values without a chain
+    axis; passing one silently broadcast the seed into a 3×3 matrix). Every draw is finite and
+    inside the prior box."""
+    config = FAST_CONFIG.replace(sampler=sampler, chains=1, warmup=10, draws=10, plots=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        result = calibrate_patient(synthetic_patient(), tmp_path / "out", config)
+    d_w = result.datatree["posterior"]["D_w"].values
+    assert d_w.shape == (1, 10)
+    low, high = FAST_PRIORS.D_w
+    assert np.all(np.isfinite(d_w)) and np.all((d_w >= low) & (d_w <= high))
+
+
+def test_cli_calibrate_with_config_file(tmp_path):
+    patient = synthetic_patient(pet=False)
+    directory = _write_patient(tmp_path / "patient", patient)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(FAST_CONFIG.replace(plots=False).to_dict()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        code = main(
+            [
+                "calibrate",
+                str(directory),
+                "--out",
+                str(tmp_path / "out"),
+                "--config",
+                str(config_file),
+                "--seed",
+                "3",
+                "--quiet",
+            ]
+        )
+    assert code in (0, 3)  # 3: diagnostics failed (a tiny run), results still written
+    written = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert written["seed"] == 3 and written["spacing_mm"] == 10.0
+    assert written["priors"]["T"] == FAST_PRIORS.T
+
+
+def test_cli_runs_nuts_chains_in_parallel_on_cpu_cores(tmp_path):
+    """`bayestumor calibrate` in a fresh interpreter, as a user runs it: the command line gives
+    JAX one device per core before anything starts its backend (importing BlackJAX would), so
+    two NUTS chains run in parallel under `pmap` and give finite draws."""
+    directory = _write_patient(tmp_path / "patient", synthetic_patient(pet=False))
+    config_file = tmp_path / "config.json"
+    config = FAST_CONFIG.replace(sampler="nuts", chains=2, warmup=20, draws=20, plots=False)
+    config_file.write_text(json.dumps(config.to_dict()))
+    root = Path(__file__).resolve().parents[2]
+    environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bayestumor.cli",
+            "calibrate",
+            str(directory),
+            "--out",
+            str(tmp_path / "out"),
+            "--config",
+            str(config_file),
+            "--quiet",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**environment, "PYTHONPATH": str(root)},
+    )
+    assert completed.returncode in (0, 3), completed.stderr  # 3: a tiny run's diagnostics
+    diagnostics = json.loads((tmp_path / "out" / "diagnostics.json").read_text())
+    expected = "parallel" if (os.cpu_count() or 1) >= 2 else "sequential"
+    assert diagnostics["chain_method"] == expected
+    tree = xr.open_datatree(tmp_path / "out" / "posterior.nc", engine="h5netcdf")
+    d_w = tree["posterior"]["D_w"].values
+    assert d_w.shape == (2, 20) and np.all(np.isfinite(d_w))
