@@ -1,4 +1,7 @@
-"""Exceptions raised for bad user input. Each names the offending file and the problem."""
+"""The error hierarchy: everything bayestumor raises on purpose derives from `BayesTumorError`.
+
+The command line turns any `BayesTumorError` into ``bayestumor: error: …`` and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,14 @@ class InputError(BayesTumorError, ValueError):
         self.path = None if path is None else Path(path)
         message = problem if path is None else f"{path}: {problem}"
         super().__init__(message)
+
+
+class SolverError(BayesTumorError, RuntimeError):
+    """A forward solve failed: it ran out of its step budget or produced non-finite values.
+
+    Samplers use the forward maps' NaN-returning path instead (a NaN log density is a rejected
+    proposal); every other caller gets this error rather than a silent NaN.
+    """
 
 
 class DiagnosticsWarning(UserWarning):

@@ -1,18 +1,27 @@
-"""The `bayestumor` command line.
+"""The `bayestumor` command line: one module per command, imported explicitly below.
 
-Each command group lives beside the code it drives and contributes an
-``add_subparser(subparsers)`` function that registers its parser and sets ``func``. Heavy imports
-(JAX, NumPyro) happen inside the command functions so that ``bayestumor --help`` stays fast.
+Every command module is light at import (argparse and `bayestumor.config` only); JAX, NumPyro
+and matplotlib are imported inside the functions that run a command, so ``bayestumor --help``
+and ``bayestumor COMMAND --help`` answer without starting JAX. Any `BayesTumorError` ends as
+``bayestumor: error: …`` with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-from bayestumor.errors import InputError
+from bayestumor.cli import (
+    _calibrate,
+    _cohort,
+    _demo,
+    _radiotherapy,
+    _report,
+    _simulate,
+    _surrogate,
+)
+from bayestumor.errors import BayesTumorError
 from bayestumor.utils import use_cpu_cores_for_chains
 
 # Commands that sample with NUTS: they get one host device per CPU core, so that chains run in
@@ -20,25 +29,19 @@ from bayestumor.utils import use_cpu_cores_for_chains
 # BlackJAX performs one); a sampler with more chains than devices runs them one after the other.
 _SAMPLING_COMMANDS = frozenset({"calibrate", "demo"})
 
-# Modules that provide `add_subparser(subparsers)`, in the order shown by --help.
-_COMMAND_MODULES = (
-    "bayestumor.cli._simulate",
-    "bayestumor.cli._calibrate",
-    "bayestumor.cli._surrogate",
-    "bayestumor.cli._cohort",
-    "bayestumor.cli._radiotherapy",
-)
+# In the order --help shows them.
+_COMMANDS = (_simulate, _calibrate, _demo, _report, _surrogate, _cohort, _radiotherapy)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every command group registered."""
+    """The full argument parser, with every command registered."""
     parser = argparse.ArgumentParser(
         prog="bayestumor",
         description="Bayesian calibration of brain-tumour growth models to MRI/PET scans.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in _COMMAND_MODULES:
-        importlib.import_module(module_name).add_subparser(subparsers)
+    for command in _COMMANDS:
+        command.add_parser(subparsers)
     return parser
 
 
@@ -50,10 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as error:
+    except BayesTumorError as error:
         print(f"bayestumor: error: {error}", file=sys.stderr)
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())

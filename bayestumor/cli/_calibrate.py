@@ -1,12 +1,19 @@
-"""``bayestumor calibrate`` and ``bayestumor demo``: Bayesian calibration from the command line."""
+"""``bayestumor calibrate``: sample the posterior of one patient and write the run and its report.
+
+The sampling options are shared with ``bayestumor demo`` (`add_sampling_options`, `config_from`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from bayestumor.config import CalibrationConfig
+from bayestumor.errors import InputError
 
-def _add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
+
+def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output directory (atomic)")
     parser.add_argument("--forward", choices=("pde", "surrogate"), default=defaults.forward)
     parser.add_argument(
@@ -43,7 +50,8 @@ def _add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _config(args: argparse.Namespace, base):
+def config_from(args: argparse.Namespace, base):
+    """`base` (a `CalibrationConfig`) with the sampling options given on the command line."""
     priors = base.priors.replace(
         parametrisation="scale_free" if args.scale_free else base.priors.parametrisation
     )
@@ -84,10 +92,8 @@ _OPTION_FIELDS = {
 
 def build_defaults() -> argparse.Namespace:
     """The ``calibrate`` options' defaults, to tell which ones the user gave explicitly."""
-    from bayestumor.workflows import CalibrationConfig
-
     parser = argparse.ArgumentParser()
-    _add_sampling_options(parser, CalibrationConfig())
+    add_sampling_options(parser, CalibrationConfig())
     return parser.parse_args(["--out", "-"])
 
 
@@ -101,35 +107,16 @@ def _from_config(config, option: str, default):
     return default
 
 
-def demo_config():
-    """The demo's settings: 4 mm ROI, 16 mm margin (the CTV then stays inside the ROI; 8 mm cut
-    it off), scale-free prior, 2 × (200 + 500) NUTS (two chains in parallel on two cores; with
-    300 draws the rank-normalised folded R-hat of one parameter or another came out at
-    1.016–1.024, noise at that length)."""
-    from bayestumor.model import Priors
-    from bayestumor.workflows import CalibrationConfig
-
-    return CalibrationConfig(
-        spacing_mm=4.0,
-        margin_mm=16.0,
-        chains=2,
-        warmup=200,
-        draws=500,
-        priors=Priors(parametrisation="scale_free"),
-    )
-
-
-def add_subparser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``calibrate`` and ``demo``."""
-    from bayestumor.workflows import CalibrationConfig
-
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``calibrate``."""
     calibrate = subparsers.add_parser(
         "calibrate",
         help="calibrate the growth model to one patient directory",
         description=(
             "Sample the posterior of the Fisher-Kolmogorov growth and imaging parameters given "
             "PATIENT_DIR (wm, gm, csf, t1c, flair[, pet] NIfTI) and write posterior.nc, "
-            "summary.json, diagnostics.json, maps/*.nii.gz (original space) and figures/."
+            "summary.json, diagnostics.json, maps/*.nii.gz (original space) and figures/. "
+            "Exit code 3: the sampler's diagnostics failed."
         ),
     )
     calibrate.add_argument("patient_dir", type=Path, metavar="PATIENT_DIR")
@@ -139,28 +126,16 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         help="JSON file of CalibrationConfig options (e.g. a previous run's config.json, with "
         "priors); command-line options given explicitly override it",
     )
-    _add_sampling_options(calibrate, CalibrationConfig())
-    calibrate.set_defaults(func=run_calibrate)
-
-    demo = subparsers.add_parser(
-        "demo",
-        help="simulate a tumour on MNI152 with known parameters and calibrate it end to end",
-    )
-    _add_sampling_options(demo, demo_config())
-    demo.add_argument("--no-pet", action="store_true", help="simulate MRI segmentations only")
-    demo.set_defaults(func=run_demo)
+    add_sampling_options(calibrate, CalibrationConfig())
+    calibrate.set_defaults(func=run)
 
 
-def run_calibrate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``bayestumor calibrate``; returns the exit code."""
-    from bayestumor.workflows import CalibrationConfig, calibrate_patient
+    from bayestumor.workflows import calibrate_patient
 
     base = CalibrationConfig()
     if args.config is not None:
-        import json
-
-        from bayestumor.errors import InputError
-
         try:
             base = CalibrationConfig.from_dict(json.loads(args.config.read_text()))
         except (OSError, ValueError, TypeError) as error:
@@ -170,29 +145,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         for name, value in vars(defaults).items():
             if getattr(args, name, None) == value:
                 setattr(args, name, _from_config(base, name, value))
-    config = _config(args, base)
+    config = config_from(args, base)
     result = calibrate_patient(args.patient_dir, args.out, config)
     print(f"wrote {result.out_dir}")
     return 0 if result.summary["diagnostics"]["passed"] else 3
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Run ``bayestumor demo``: simulate on MNI152, calibrate, print truth next to intervals."""
-    import jax
-
-    from bayestumor.workflows import calibrate_patient, demo_patient, format_summary
-
-    config = _config(args, demo_config())
-    print(f"simulating a tumour on MNI152 at {config.spacing_mm:g} mm ...", flush=True)
-    patient, truth = demo_patient(config.spacing_mm, jax.random.key(config.seed), not args.no_pet)
-    result = calibrate_patient(patient, args.out, config.replace(progress=not args.quiet))
-    print("\ntrue values next to the posterior 90 % intervals:")
-    print(format_summary(result.summary, truth))
-    print(
-        "(the demo thresholds u into sharp T1c/FLAIR masks and clips PET to [0, 1], which is\n"
-        " not exactly the model's Bernoulli/Gaussian noise, so the intervals are too narrow:\n"
-        " the growth parameters land within a few per cent of the truth, the imaging\n"
-        " parameters sigma_alpha, u_c and sigma can sit well outside their intervals)"
-    )
-    print(f"wrote {result.out_dir}")
-    return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from bayestumor.errors import InputError
 
 
-def add_subparser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``cohort`` command."""
     cohort = subparsers.add_parser(
         "cohort",

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def add_subparser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``rt`` command group with its ``fit`` subcommand."""
     rt = subparsers.add_parser("rt", help="radiotherapy-response burden model (per series)")
     rt_commands = rt.add_subparsers(dest="rt_command", required=True, metavar="COMMAND")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def add_subparser(subparsers) -> None:
+def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="simulate tumour growth on an anatomy and write the density as NIfTI + PNG",

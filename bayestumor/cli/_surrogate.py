@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 
-def add_subparser(subparsers) -> None:
+def add_parser(subparsers) -> None:
     """Register ``bayestumor surrogate`` and its sub-commands."""
     parser = subparsers.add_parser(
         "surrogate",

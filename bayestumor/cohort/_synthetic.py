@@ -24,7 +24,7 @@ def write_synthetic_cohort(
     """Simulate `n_patients` tumours on the phantom brain and write them as patient directories.
 
     Each patient ``patient-NNN`` has the phantom's ``wm/gm/csf.nii.gz`` and thresholded
-    ``t1c/flair.nii.gz`` plus ``pet.nii.gz`` from `bayestumor.synthetic.simulate_patient`, with
+    ``t1c/flair.nii.gz`` plus ``pet.nii.gz`` from `bayestumor.workflows.simulate_patient`, with
     D_w log-uniform in [0.02, 0.06] mm²/day, ρ log-uniform in [0.01, 0.025] /day, T = 365 days
     and the default imaging parameters.
 
@@ -40,7 +40,7 @@ def write_synthetic_cohort(
     import jax
 
     from bayestumor.forward import GrowthParams
-    from bayestumor.imaging import make_phantom, save_nifti
+    from bayestumor.imaging import make_phantom, save_patient
     from bayestumor.workflows import ImagingParams, simulate_patient
 
     cohort_dir = Path(cohort_dir)
@@ -57,15 +57,7 @@ def write_synthetic_cohort(
         }
         params = GrowthParams(D_w=truth["D_w"], rho=truth["rho"], T=truth["T"], seed_mm=seed_mm)
         patient = simulate_patient(anatomy, params, ImagingParams(), jax.random.key(seed + index))
-        directory = cohort_dir / truth["patient"]
-        volumes = {"wm": anatomy.wm, "gm": anatomy.gm, "csf": anatomy.csf}
-        volumes |= {
-            "t1c": patient.observations.t1c,
-            "flair": patient.observations.flair,
-            "pet": patient.observations.pet,
-        }
-        for role, volume in volumes.items():
-            save_nifti(directory / f"{role}.nii.gz", volume, anatomy.grid)
+        save_patient(patient, cohort_dir / truth["patient"])
         truths.append(
             truth | dict(zip(("seed_x", "seed_y", "seed_z"), seed_mm.tolist(), strict=True))
         )

@@ -69,6 +69,11 @@ class AbstractForwardModel(eqx.Module):
     def __call__(self, params: GrowthParams) -> Volume:
         """Tumour-cell density in [0, 1] at time `params.T` on `self.grid`."""
 
+    def nan_on_failure(self) -> AbstractForwardModel:
+        """This map for samplers: a failed evaluation returns NaN (a rejected proposal) rather
+        than raising. Maps that cannot fail (the default) return themselves."""
+        return self
+
     @property
     def pmap_safe(self) -> bool:
         """Whether gradients of this map may run under `jax.pmap` (parallel NUTS chains)."""

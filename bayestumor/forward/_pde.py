@@ -295,6 +295,9 @@ class PDEForward(AbstractForwardModel):
         checkpoints: states diffrax stores for reverse-mode AD of adaptive solves (memory ≈
             checkpoints × one volume; more checkpoints, less recomputation). Fixed-step solves
             store ≈ 2√max_steps volumes instead.
+        throw: a solve that needs more than `max_steps` steps (or meets non-finite input)
+            raises (`equinox.EquinoxRuntimeError`, also under `jit`); with False it returns NaN
+            instead — the path samplers use (`nan_on_failure`), where NaN is a rejection.
     """
 
     faces: tuple[Array, Array, Array]
@@ -308,6 +311,7 @@ class PDEForward(AbstractForwardModel):
     max_steps: int = eqx.field(static=True)
     checkpoints: int | None = eqx.field(static=True)
     _grid: Grid = eqx.field(static=True)
+    throw: bool = eqx.field(static=True, default=True)
 
     @classmethod
     def from_tissues(
@@ -337,8 +341,8 @@ class PDEForward(AbstractForwardModel):
             seed_amplitude: peak density of the seed, in (0, 1].
             stepping: time-stepping scheme, default `FixedStep()`.
             max_steps: bound on steps per solve. Fixed steps: every solve loops over this static
-                bound (skipping unused steps), and returns NaN if stability needs more; size it
-                with `stable_steps` for the largest parameters you will use.
+                bound (skipping unused steps), and fails (raises; NaN with `nan_on_failure`) if
+                stability needs more; size it with `sized_for` for the largest parameters.
             checkpoints: states kept for reverse-mode AD of adaptive solves.
             dtype: float dtype of the stored fields (default: JAX's default float).
         """
@@ -402,6 +406,22 @@ class PDEForward(AbstractForwardModel):
         blob = profiles[0][:, None, None] * profiles[1][None, :, None] * profiles[2][None, None, :]
         return self.seed_amplitude * blob * self.habitable
 
+    def nan_on_failure(self) -> PDEForward:
+        """This solver with a failed solve returning NaN instead of raising (for samplers)."""
+        return dataclasses.replace(self, throw=False)
+
+    def _checked(self, density: Array) -> Array:
+        """`density`, or an error at run time if it is not finite and `throw` is set."""
+        if not self.throw:
+            return density
+        return eqx.error_if(
+            density,
+            ~jnp.all(jnp.isfinite(density)),
+            f"the PDE solve produced non-finite densities: these parameters need more than "
+            f"max_steps = {self.max_steps} steps (size the solver with PDEForward.sized_for or "
+            f"with_max_steps), or they are not finite",
+        )
+
     def _vector_field(self, tau, u, args):
         diffusion_length_sq, reaction = args
         return diffusion_length_sq * _divergence(u, self.faces) + reaction * u * (1.0 - u)
@@ -421,7 +441,8 @@ class PDEForward(AbstractForwardModel):
         The step count n depends on the parameters (a `while` loop: a single solve pays for
         exactly n steps; under `vmap` the batch pays for its largest n). Reverse-mode AD uses
         the discrete adjoint of `_heun_solve`, storing about 2√max_steps volumes. If n exceeds
-        `max_steps` the result is NaN rather than an unstable solution.
+        `max_steps` the result is NaN rather than an unstable solution (`_checked` turns that
+        into an error unless `throw` is off).
         """
         a, r = args
         steps = jax.lax.stop_gradient(self._steps_for(a, r, tau1 - tau0))
@@ -458,8 +479,10 @@ class PDEForward(AbstractForwardModel):
         dtype = self.world_to_voxel.dtype
         duration_days = jnp.asarray(duration_days, dtype)
         args = (jnp.asarray(D_w, dtype) * duration_days, jnp.asarray(rho, dtype) * duration_days)
-        return self._advance(
-            jnp.asarray(density, dtype), jnp.zeros((), dtype), jnp.ones((), dtype), args
+        return self._checked(
+            self._advance(
+                jnp.asarray(density, dtype), jnp.zeros((), dtype), jnp.ones((), dtype), args
+            )
         )
 
     def _integrate(
@@ -482,7 +505,7 @@ class PDEForward(AbstractForwardModel):
 
         fractions = jnp.asarray(fractions, dtype)
         start = (self.initial_density(seed_mm), jnp.zeros((), dtype))
-        return jax.lax.scan(interval, start, fractions)[1]
+        return self._checked(jax.lax.scan(interval, start, fractions)[1])
 
     def __call__(self, params: GrowthParams) -> Volume:
         """Density in [0, 1] at t = T on `self.grid`."""

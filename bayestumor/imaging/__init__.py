@@ -18,6 +18,7 @@ from bayestumor.imaging._patient import Anatomy as Anatomy
 from bayestumor.imaging._patient import Observations as Observations
 from bayestumor.imaging._patient import Patient as Patient
 from bayestumor.imaging._patient_io import load_patient as load_patient
+from bayestumor.imaging._patient_io import save_patient as save_patient
 from bayestumor.imaging._resample import average_to_rescaled as average_to_rescaled
 from bayestumor.imaging._resample import coarsening_factors as coarsening_factors
 from bayestumor.imaging._resample import crop_grid as crop_grid

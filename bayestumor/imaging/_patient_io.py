@@ -8,7 +8,7 @@ import numpy as np
 
 from bayestumor.errors import InputError
 from bayestumor.imaging._grid import Grid
-from bayestumor.imaging._nifti import NIFTI_SUFFIXES, load_nifti
+from bayestumor.imaging._nifti import NIFTI_SUFFIXES, load_nifti, save_nifti
 from bayestumor.imaging._patient import BRAIN_THRESHOLD, Anatomy, Observations, Patient
 
 TISSUE_LABELS = {1: "csf", 2: "gm", 3: "wm"}
@@ -64,6 +64,27 @@ def load_patient(path: str | Path) -> Patient:
     return Patient(
         anatomy=anatomy, observations=observations, name=directory.name, source=directory
     )
+
+
+def save_patient(patient: Patient, directory: str | Path) -> Path:
+    """Write `patient` as a patient directory that `load_patient` reads back: ``wm``, ``gm``,
+    ``csf`` and whichever of ``t1c``, ``flair``, ``pet`` it has, as ``.nii.gz`` on its grid.
+
+    Returns:
+        The directory.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    anatomy, observations = patient.anatomy, patient.observations
+    volumes = {"wm": anatomy.wm, "gm": anatomy.gm, "csf": anatomy.csf}
+    volumes |= {
+        role: values
+        for role in ("t1c", "flair", "pet")
+        if (values := getattr(observations, role)) is not None
+    }
+    for role, values in volumes.items():
+        save_nifti(directory / f"{role}.nii.gz", values, patient.grid)
+    return directory
 
 
 class _GridCheckedReader:

@@ -129,7 +129,8 @@ def _smc(problem: CalibrationProblem, key: PRNGKeyArray, options: SamplerOptions
 
 
 SAMPLERS: tuple[str, ...] = tuple(_REGISTRY)
-"""Names of the built-in samplers, in the order the command line shows them."""
+"""Names of the built-in samplers (`bayestumor.config.BUILTIN_SAMPLERS`, which the command line
+and `CalibrationConfig` use without importing JAX)."""
 Sampler = Literal["nuts", "blackjax-nuts", "smc"]
 
 

@@ -6,7 +6,6 @@ from typing import Any, NamedTuple
 
 import arviz as az
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -14,13 +13,10 @@ from bayestumor._custom_types import PRNGKeyArray
 from bayestumor.inference._diagnostics import diagnose
 from bayestumor.inference._run import SamplerRun
 from bayestumor.model import (
-    IMAGING_NAMES,
-    SEED_NAMES,
     UNITS,
     CalibrationProblem,
     batched,
     flatten_draws,
-    visibility_probability,
 )
 
 
@@ -43,23 +39,6 @@ class InferenceResult(NamedTuple):
     run: SamplerRun
 
 
-def parameter_names(problem: CalibrationProblem) -> list[str]:
-    """Named parameters reported in the posterior, in a fixed order."""
-    growth = list(problem.priors.growth_names)
-    if problem.priors.parametrisation == "physical":
-        growth += ["mu_D", "mu_rho"]
-    modalities = problem.data.modalities
-    imaging = [
-        name
-        for name in IMAGING_NAMES
-        if (name == "u_c_t1c" and "t1c" in modalities)
-        or (name == "u_c_flair" and "flair" in modalities)
-        or (name == "sigma_alpha" and ("t1c" in modalities or "flair" in modalities))
-        or (name in ("b", "sigma") and "pet" in modalities)
-    ]
-    return [*growth, *SEED_NAMES, *imaging]
-
-
 def build_result(
     problem: CalibrationProblem, run: SamplerRun, key: PRNGKeyArray, batch_size: int = 8
 ) -> InferenceResult:
@@ -70,19 +49,20 @@ def build_result(
     """
     flat_positions, (chains, draws) = flatten_draws(run.positions)
     named = jax.jit(jax.vmap(problem.constrain))(flat_positions)
-    names = parameter_names(problem)
+    names = problem.parameter_names
     named = {name: named[name] for name in names}
     densities = batched(problem.density_volume, batch_size)(named)
     brain = densities.reshape(densities.shape[0], -1)[:, problem.data.voxel_index]
     loglik = jax.jit(jax.vmap(problem.pointwise_log_likelihood))(named, brain)
-    predictive = _posterior_predictive(problem, named, brain, key)
+    keys = jax.random.split(key, brain.shape[0])
+    predictive = jax.jit(jax.vmap(problem.posterior_predictive))(keys, named, brain)
 
     def by_chain(values) -> np.ndarray:
         values = np.asarray(values)
         return values.reshape((chains, draws, *values.shape[1:]))
 
     data = problem.data
-    observed = {name: np.asarray(getattr(data, name)) for name in data.modalities}
+    observed = {name: np.asarray(values) for name, values in data.observed.items()}
     dims = {name: ["voxel"] for name in data.modalities}
     datatree = az.from_dict(
         {
@@ -105,28 +85,3 @@ def build_result(
         densities=np.asarray(densities, np.float32),
         run=run,
     )
-
-
-def _posterior_predictive(
-    problem: CalibrationProblem,
-    named: dict[str, jax.Array],
-    brain_density: jax.Array,
-    key: PRNGKeyArray,
-) -> dict[str, jax.Array]:
-    """Replicated observations y_rep ~ p(y | θ) at the brain voxels, one per draw."""
-    data = problem.data
-    key_t1c, key_flair, key_pet = jax.random.split(key, 3)
-    result = {}
-    for name, subkey in (("t1c", key_t1c), ("flair", key_flair)):
-        if getattr(data, name) is not None:
-            alpha = visibility_probability(
-                brain_density,
-                named[f"u_c_{name}"][:, None],
-                named["sigma_alpha"][:, None],
-                problem.epsilon,
-            )
-            result[name] = jax.random.bernoulli(subkey, alpha).astype(jnp.int8)
-    if data.pet is not None:
-        noise = jax.random.normal(key_pet, brain_density.shape, brain_density.dtype)
-        result["pet"] = named["b"][:, None] * brain_density + named["sigma"][:, None] * noise
-    return result

@@ -24,7 +24,6 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
-from bayestumor.inference._result import parameter_names
 from bayestumor.model import CalibrationProblem, batched, flatten_draws
 
 PARETO_K_GOOD = 0.7
@@ -119,7 +118,7 @@ def reweight(
     ess = float(1.0 / np.sum(weights**2))
     named = jax.jit(jax.vmap(surrogate_problem.constrain))(positions)
     summary = {}
-    for name in names or parameter_names(surrogate_problem):
+    for name in names or surrogate_problem.parameter_names:
         values = np.asarray(named[name], np.float64)
         mean, sd = float(values.mean()), float(values.std())
         refined_mean = float(np.sum(weights * values))

@@ -1,8 +1,8 @@
 """The NumPyro model: priors on growth and imaging parameters, forward map, per-voxel likelihoods.
 
-The model is a plain function (`tumour_model`); its observed sites are ``t1c``, ``flair`` and
-``pet`` (whichever the patient has), each a vector over the brain voxels of the region of
-interest. Growth parameters with log-uniform priors are sampled as ``log_<name>`` (so samplers
+The model is a plain function (`tumour_model`); its observed sites are the patient's modalities
+(``t1c``, ``flair``, ``pet``: `bayestumor.model.AbstractModality`), each a vector over the brain
+voxels of the region of interest. Growth parameters with log-uniform priors are sampled as ``log_<name>`` (so samplers
 move in log space) and recorded under their own names as deterministic sites, so every result
 carries ``D_w, rho, T`` (or ``mu_D, mu_rho``), ``seed_x, seed_y, seed_z`` and the imaging
 parameters ``u_c_t1c, u_c_flair, sigma_alpha, b, sigma`` by those names.
@@ -29,13 +29,18 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from bayestumor._custom_types import Array, Float, Int, PRNGKeyArray
+from bayestumor.config import LOG_UNIFORM, SEED_NAMES, Priors, Spec, bounds, is_fixed
 from bayestumor.errors import InputError
 from bayestumor.forward import AbstractForwardModel, GrowthParams
 from bayestumor.imaging import Patient
-from bayestumor.model._observation import DEFAULT_EPSILON, visibility_probability
-from bayestumor.model._priors import LOG_UNIFORM, SEED_NAMES, Priors, Spec, bounds, is_fixed
+from bayestumor.model._observation import (
+    DEFAULT_EPSILON,
+    OBSERVED_SITES,
+    AbstractModality,
+    imaging_parameter_names,
+    observation_model,
+)
 
-OBSERVED_SITES = ("t1c", "flair", "pet")
 CONDITIONAL_PRIOR_SITES = ("log_T",)
 """Sample sites whose unconstrained coordinate is, given the others, distributed as the prior
 says whatever the data (``log_T`` of `_physical_without_ridge`: a fixed logistic shape):
@@ -47,26 +52,23 @@ class ModelData(NamedTuple):
 
     Attributes:
         voxel_index: flat (C-order) indices of the brain voxels into the ROI volume, int32 (n,).
-        t1c: T1c segmentation at those voxels, float32 0/1 (n,), or None.
-        flair: FLAIR segmentation at those voxels, float32 0/1 (n,), or None.
-        pet: normalised PET uptake at those voxels, float32 (n,), or None.
+        observed: the observed images at those voxels by modality name (``t1c``, ``flair``:
+            float32 0/1; ``pet``: normalised uptake), each (n,); only the modalities present.
         seed_center_mm: centre of the seed prior, world mm (3,).
         seed_low_mm: lower bounds of the seed prior (the ROI's lowest voxel centre), mm (3,).
         seed_high_mm: upper bounds of the seed prior (the ROI's highest voxel centre), mm (3,).
     """
 
     voxel_index: Int[Array, " n"]
-    t1c: Float[Array, " n"] | None
-    flair: Float[Array, " n"] | None
-    pet: Float[Array, " n"] | None
+    observed: dict[str, Float[Array, " n"]]
     seed_center_mm: Float[Array, "3"]
     seed_low_mm: Float[Array, "3"]
     seed_high_mm: Float[Array, "3"]
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        """Observed sites present, in the order ``t1c, flair, pet``."""
-        return tuple(name for name in OBSERVED_SITES if getattr(self, name) is not None)
+        """Observed modalities present, in `OBSERVED_SITES` order."""
+        return tuple(name for name in OBSERVED_SITES if name in self.observed)
 
 
 def model_data_from_patient(patient: Patient) -> ModelData:
@@ -81,23 +83,22 @@ def model_data_from_patient(patient: Patient) -> ModelData:
     brain = patient.anatomy.brain_mask
     if not brain.any():
         raise InputError("the region of interest contains no brain tissue", patient.source)
-    observations = patient.observations
-    if observations.t1c is None and observations.flair is None and observations.pet is None:
+    images = {
+        name: getattr(patient.observations, name)
+        for name in OBSERVED_SITES
+        if getattr(patient.observations, name) is not None
+    }
+    if not images:
         raise InputError("the patient has no T1c, FLAIR or PET observation", patient.source)
     index = np.flatnonzero(brain.reshape(-1)).astype(np.int32)
-
-    def at_brain(values: np.ndarray | None) -> Array | None:
-        if values is None:
-            return None
-        return jnp.asarray(values.reshape(-1)[index], jnp.float32)
-
     low, high = patient.grid.world_bounds_mm()
     center = np.clip(patient.lesion_center_mm(), low, high)
     return ModelData(
         voxel_index=jnp.asarray(index),
-        t1c=at_brain(observations.t1c),
-        flair=at_brain(observations.flair),
-        pet=at_brain(observations.pet),
+        observed={
+            name: jnp.asarray(values.reshape(-1)[index], jnp.float32)
+            for name, values in images.items()
+        },
         seed_center_mm=jnp.asarray(center, jnp.float32),
         seed_low_mm=jnp.asarray(low, jnp.float32),
         seed_high_mm=jnp.asarray(high, jnp.float32),
@@ -205,18 +206,14 @@ def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
     return GrowthParams.from_scale_free(mu_D, mu_rho, seed_mm)
 
 
-def sample_imaging_params(priors: Priors, modalities: tuple[str, ...]) -> dict[str, Array]:
+def sample_imaging_params(
+    priors: Priors, modalities: tuple[AbstractModality, ...]
+) -> dict[str, Array]:
     """Sample the imaging parameters the observed `modalities` need."""
-    names = []
-    if "t1c" in modalities:
-        names.append("u_c_t1c")
-    if "flair" in modalities:
-        names.append("u_c_flair")
-    if "t1c" in modalities or "flair" in modalities:
-        names.append("sigma_alpha")
-    if "pet" in modalities:
-        names += ["b", "sigma"]
-    return {name: _parameter(name, getattr(priors, name)) for name in names}
+    return {
+        name: _parameter(name, getattr(priors, name))
+        for name in imaging_parameter_names(modalities)
+    }
 
 
 def brain_density(forward: AbstractForwardModel, params: GrowthParams, data: ModelData) -> Array:
@@ -243,25 +240,22 @@ def tumour_model(
             draws and the prior term of tempered SMC.
     """
     priors = Priors() if priors is None else priors
+    modalities = observation_model(data.modalities, epsilon)
     params = sample_growth_params(priors, data)
-    imaging = sample_imaging_params(priors, data.modalities)
+    imaging = sample_imaging_params(priors, modalities)
     if not include_likelihood:
         return
     density = brain_density(forward, params, data)
-    for name in ("t1c", "flair"):
-        observed = getattr(data, name)
-        if observed is not None:
-            alpha = visibility_probability(
-                density, imaging[f"u_c_{name}"], imaging["sigma_alpha"], epsilon
-            )
-            numpyro.sample(name, dist.Bernoulli(probs=alpha), obs=observed)
-    if data.pet is not None:
-        numpyro.sample("pet", dist.Normal(imaging["b"] * density, imaging["sigma"]), obs=data.pet)
+    for modality in modalities:
+        numpyro.sample(
+            modality.name,
+            modality.distribution(density, imaging),
+            obs=data.observed[modality.name],
+        )
 
 
 __all__ = [
     "CONDITIONAL_PRIOR_SITES",
-    "OBSERVED_SITES",
     "ModelData",
     "ScaleFreeMarginal",
     "brain_density",

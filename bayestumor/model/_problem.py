@@ -13,14 +13,15 @@ from numpyro.infer import Predictive, init_to_median
 from numpyro.infer.util import initialize_model, unconstrain_fn
 
 from bayestumor._custom_types import Array, PRNGKeyArray
+from bayestumor.config import SEED_NAMES, Priors
 from bayestumor.forward import AbstractForwardModel, GrowthParams
 from bayestumor.model._numpyro import ModelData, brain_density, tumour_model
 from bayestumor.model._observation import (
     DEFAULT_EPSILON,
-    pet_log_likelihood,
-    segmentation_log_likelihood,
+    AbstractModality,
+    imaging_parameter_names,
+    observation_model,
 )
-from bayestumor.model._priors import SEED_NAMES, Priors
 
 Position = dict[str, Array]
 """A point in the samplers' unconstrained space: one scalar per sample site."""
@@ -48,12 +49,18 @@ class CalibrationProblem:
     def model(self, include_likelihood: bool = True) -> None:
         """The NumPyro model of this problem (no arguments)."""
         tumour_model(
-            self.forward,
+            self.sampling_forward,
             self.data,
             self.priors,
             epsilon=self.epsilon,
             include_likelihood=include_likelihood,
         )
+
+    @functools.cached_property
+    def sampling_forward(self) -> AbstractForwardModel:
+        """The forward map as samplers need it: a failed solve gives NaN (a rejected draw)
+        instead of an error (`AbstractForwardModel.nan_on_failure`)."""
+        return self.forward.nan_on_failure()
 
     @functools.cached_property
     def _prior_info(self):
@@ -112,31 +119,44 @@ class CalibrationProblem:
             return GrowthParams(D_w=named["D_w"], rho=named["rho"], T=named["T"], seed_mm=seed_mm)
         return GrowthParams.from_scale_free(named["mu_D"], named["mu_rho"], seed_mm)
 
+    @functools.cached_property
+    def modalities(self) -> tuple[AbstractModality, ...]:
+        """The observation model of the patient's modalities (with this problem's ε)."""
+        return observation_model(self.data.modalities, self.epsilon)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Named parameters reported in the posterior, in a fixed order: growth (with μ_D, μ_ρ
+        in the physical parametrisation), seed, then the imaging parameters the modalities
+        need."""
+        growth = list(self.priors.growth_names)
+        if self.priors.parametrisation == "physical":
+            growth += ["mu_D", "mu_rho"]
+        return [*growth, *SEED_NAMES, *imaging_parameter_names(self.modalities)]
+
     def pointwise_log_likelihood(self, named: dict[str, Array], density: Array) -> dict[str, Array]:
         """Per-voxel log-likelihood of each observed modality at the brain voxels, (n,) each."""
-        data = self.data
-        result = {}
-        for modality in ("t1c", "flair"):
-            observed = getattr(data, modality)
-            if observed is not None:
-                result[modality] = segmentation_log_likelihood(
-                    observed,
-                    density,
-                    named[f"u_c_{modality}"],
-                    named["sigma_alpha"],
-                    self.epsilon,
-                )
-        if data.pet is not None:
-            result["pet"] = pet_log_likelihood(data.pet, density, named["b"], named["sigma"])
-        return result
+        return {
+            m.name: m.log_likelihood(self.data.observed[m.name], density, named)
+            for m in self.modalities
+        }
+
+    def posterior_predictive(
+        self, key: PRNGKeyArray, named: dict[str, Array], density: Array
+    ) -> dict[str, Array]:
+        """One replicated image y_rep ~ p(y | θ) per modality at the brain voxels, (n,) each."""
+        keys = jax.random.split(key, len(self.modalities))
+        return {
+            m.name: m.sample(k, density, named) for m, k in zip(self.modalities, keys, strict=True)
+        }
 
     def brain_density(self, named: dict[str, Array]) -> Array:
         """Density at the brain voxels for one set of named parameters, (n,)."""
-        return brain_density(self.forward, self.growth_params(named), self.data)
+        return brain_density(self.sampling_forward, self.growth_params(named), self.data)
 
     def density_volume(self, named: dict[str, Array]) -> Array:
         """Density on the whole ROI grid for one set of named parameters, (x, y, z)."""
-        return self.forward(self.growth_params(named))
+        return self.sampling_forward(self.growth_params(named))
 
 
 def batched(function: Callable, batch_size: int = 8) -> Callable:

@@ -7,7 +7,8 @@ From posterior draws of the density u on the region-of-interest grid:
 - the probabilistic clinical target volume CTV = {P(u > u*) ≥ p} (Lipkova et al. 2019 propose
   target volumes from the posterior of u; p = 0.5 is the posterior-median contour, smaller p a
   more conservative margin), with its volume in ml next to the visible FLAIR volume;
-- predicted T1c and FLAIR probability maps E[α(u; u_c, σ_α)] over the posterior.
+- the predicted image of each modality, E[y | u] over the posterior (T1c/FLAIR: the visibility
+  probability α(u; u_c, σ_α); PET: b·u), from `bayestumor.model.AbstractModality.expected`.
 
 `write_posterior_maps` writes them as NIfTI in the patient's original space.
 """
@@ -21,14 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayestumor.config import DEFAULT_CTV_PROBABILITY, DEFAULT_THRESHOLD_U
 from bayestumor.imaging import Grid, save_nifti, to_original_space
-from bayestumor.model import DEFAULT_EPSILON, visibility_probability
+from bayestumor.model import AbstractModality
 
-DEFAULT_THRESHOLD_U = 0.05
-"""Default u*: 5 % of the carrying capacity, below FLAIR visibility (u_c^FLAIR ≥ 0.05, Ezhov
-et al. 2023), i.e. infiltration the scans cannot show."""
-DEFAULT_CTV_PROBABILITY = 0.5
-"""Default p of the CTV {P(u > u*) ≥ p}: the posterior-median contour."""
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 
 
@@ -44,8 +41,8 @@ class PosteriorMaps:
         exceedance: P(u > u*).
         ctv_probability: p.
         ctv: {P(u > u*) ≥ p}, bool.
-        t1c_probability, flair_probability: E[α(u)] over the posterior, or None when the
-            modality's imaging parameters were not inferred.
+        predicted: posterior mean of each modality's predicted image, by its
+            `expected_map_name` (``t1c_probability``, ``flair_probability``, ``pet_expected``).
         n_draws: number of posterior draws used.
     """
 
@@ -57,8 +54,7 @@ class PosteriorMaps:
     exceedance: np.ndarray
     ctv_probability: float
     ctv: np.ndarray
-    t1c_probability: np.ndarray | None = None
-    flair_probability: np.ndarray | None = None
+    predicted: dict[str, np.ndarray] = field(default_factory=dict)
     n_draws: int = 0
     extras: dict[str, float] = field(default_factory=dict)
 
@@ -80,23 +76,23 @@ def posterior_maps(
     densities: np.ndarray,
     grid: Grid,
     imaging: dict[str, np.ndarray] | None = None,
+    modalities: tuple[AbstractModality, ...] = (),
     *,
     threshold_u: float = DEFAULT_THRESHOLD_U,
     ctv_probability: float = DEFAULT_CTV_PROBABILITY,
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
-    epsilon: float = DEFAULT_EPSILON,
 ) -> PosteriorMaps:
     """Summaries of posterior density draws.
 
     Args:
         densities: draws of u, (draws, x, y, z) on `grid`.
         grid: the ROI grid.
-        imaging: posterior draws (draws,) of ``u_c_t1c``, ``u_c_flair``, ``sigma_alpha`` (any
-            present) for the predicted visibility maps.
+        imaging: posterior draws (draws,) of the imaging parameters, for the predicted images.
+        modalities: the observation model; each modality whose parameters are all in
+            `imaging` gets a predicted-image map.
         threshold_u: u* in (0, 1).
         ctv_probability: p in (0, 1].
         quantiles: quantile levels in [0, 1].
-        epsilon: α clipping, as in the model.
     """
     if not 0.0 < threshold_u < 1.0:
         raise ValueError(f"threshold_u must be in (0, 1), got {threshold_u}")
@@ -108,16 +104,13 @@ def posterior_maps(
     exceedance = np.asarray(jnp.mean(u > threshold_u, axis=0), np.float32)
     levels = jnp.asarray(quantiles, jnp.float32)
     quantile_maps = np.asarray(jnp.quantile(u, levels, axis=0), np.float32)
-    visible = {}
-    imaging = imaging or {}
-    for name in ("t1c", "flair"):
-        if f"u_c_{name}" in imaging and "sigma_alpha" in imaging:
-            u_c = jnp.asarray(imaging[f"u_c_{name}"], jnp.float32)
-            width = jnp.asarray(imaging["sigma_alpha"], jnp.float32)
-            alpha = jax.vmap(lambda v, c, s: visibility_probability(v, c, s, epsilon))(
-                u, u_c, width
-            )
-            visible[name] = np.asarray(jnp.mean(alpha, axis=0), np.float32)
+    imaging = {name: jnp.asarray(v, jnp.float32) for name, v in (imaging or {}).items()}
+    predicted = {}
+    for modality in modalities:
+        if all(name in imaging for name in modality.parameter_names):
+            draws = {name: imaging[name] for name in modality.parameter_names}
+            expected = jax.vmap(modality.expected)(u, draws)
+            predicted[modality.expected_map_name] = np.asarray(jnp.mean(expected, 0), np.float32)
     return PosteriorMaps(
         grid=grid,
         mean=np.asarray(jnp.mean(u, axis=0), np.float32),
@@ -127,8 +120,7 @@ def posterior_maps(
         exceedance=exceedance,
         ctv_probability=float(ctv_probability),
         ctv=exceedance >= ctv_probability,
-        t1c_probability=visible.get("t1c"),
-        flair_probability=visible.get("flair"),
+        predicted=predicted,
         n_draws=int(u.shape[0]),
     )
 
@@ -139,8 +131,9 @@ def write_posterior_maps(
     """Write the maps as NIfTI on `original_grid` (the patient's input space).
 
     Files (in `out_dir`): ``density_mean``, ``density_sd``, ``density_q<percent>``,
-    ``infiltration_probability`` (P(u > u*)), ``ctv`` (uint8 mask), ``t1c_probability``,
-    ``flair_probability`` (when available), all ``.nii.gz``. The CTV is re-thresholded on the
+    ``infiltration_probability`` (P(u > u*)), ``ctv`` (uint8 mask) and the predicted images
+    (``t1c_probability``, ``flair_probability``, ``pet_expected``, where available), all
+    ``.nii.gz``. The CTV is re-thresholded on the
     original grid from the interpolated exceedance map, so its contour is smooth when the ROI
     was coarsened.
 
@@ -153,10 +146,7 @@ def write_posterior_maps(
     for q, values in maps.quantiles.items():
         volumes[f"density_q{round(100 * q):02d}"] = values
     volumes["infiltration_probability"] = maps.exceedance
-    if maps.t1c_probability is not None:
-        volumes["t1c_probability"] = maps.t1c_probability
-    if maps.flair_probability is not None:
-        volumes["flair_probability"] = maps.flair_probability
+    volumes.update(maps.predicted)
     files = {}
     original = {}
     for name, values in volumes.items():

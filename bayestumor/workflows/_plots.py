@@ -56,8 +56,10 @@ def plot_density_slices(
         ("density sd", maps.sd, "viridis", (0, max(float(maps.sd.max()), 1e-6))),
         (f"P(u > {maps.threshold_u:g})", maps.exceedance, "inferno", (0, 1)),
     ]
-    if maps.flair_probability is not None:
-        panels.append(("predicted FLAIR prob.", maps.flair_probability, "cividis", (0, 1)))
+    if "flair_probability" in maps.predicted:
+        panels.append(
+            ("predicted FLAIR prob.", maps.predicted["flair_probability"], "cividis", (0, 1))
+        )
     observations = roi.observations
     figure, axes = plt.subplots(
         3, len(panels), figsize=(2.6 * len(panels), 7.5), squeeze=False, layout="constrained"

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from bayestumor.errors import InputError
+from bayestumor.errors import InputError, SolverError
 from bayestumor.forward import GrowthParams, PDEForward
 from bayestumor.imaging import Anatomy, save_nifti, to_original_space
 from bayestumor.workflows._plots import plot_simulation_slices
@@ -80,7 +80,7 @@ def simulate(
     chunk_days = float(params.T) / chunks
     D_w, rho = float(params.D_w), float(params.rho)
     forward = forward.sized_for(D_w * chunk_days, rho * chunk_days)
-    evolve = eqx.filter_jit(forward.evolve)
+    evolve = eqx.filter_jit(forward.nan_on_failure().evolve)
 
     start = time.perf_counter()
     density = forward.initial_density(jnp.asarray(seed))
@@ -91,7 +91,7 @@ def simulate(
     roi_density = np.asarray(density, dtype=np.float32)
     seconds = time.perf_counter() - start
     if not np.all(np.isfinite(roi_density)):
-        raise RuntimeError("the solve diverged (non-finite density); please report this")
+        raise SolverError("the solve diverged (non-finite density); please report this")
     back = to_original_space(roi_density, roi.grid, anatomy.grid, order=1)
     return Simulation(
         density=np.clip(back, 0.0, 1.0).astype(np.float32),

@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayestumor._custom_types import PRNGKeyArray
+from bayestumor.errors import SolverError
 from bayestumor.forward import AbstractForwardModel, GrowthParams, PDEForward
 from bayestumor.imaging import Anatomy, Observations, Patient
-from bayestumor.model import DEFAULT_EPSILON, visibility_probability
+from bayestumor.model import DEFAULT_EPSILON, observation_model
 
 
 class ImagingParams(NamedTuple):
@@ -45,11 +46,13 @@ def simulate_patient(
     """A patient whose scans come from the growth model with known parameters.
 
     The density u = F(params) is computed with `forward` (default: the PDE on `anatomy`). With
-    ``noisy=False`` the segmentations are thresholds, T1c = u > u_c_t1c and FLAIR =
-    u > u_c_flair (what a radiologist's contour looks like); with ``noisy=True`` every brain
-    voxel is drawn from the model's own Bernoulli(α(u)) (needed for simulation-based
-    calibration). PET is b·u + Normal(0, σ) noise, clipped to [0, 1] (like a normalised scan).
-    Outside the brain every segmentation is empty and PET is 0.
+    ``noisy=False`` each image is its modality's `idealised` scan — segmentations are the
+    thresholds T1c = u > u_c_t1c and FLAIR = u > u_c_flair (what a radiologist's contour looks
+    like), PET is b·u + Normal(0, σ) noise clipped to [0, 1] (like a normalised scan): data the
+    calibration model did not generate. With ``noisy=True`` every brain voxel is drawn from the
+    model's own likelihood (`AbstractModality.sample`; needed for simulation-based
+    calibration), then stored as a scan file holds it (`AbstractModality.stored`: PET clipped to
+    [0, 1]). Outside the brain every segmentation is empty and PET is 0.
 
     Args:
         anatomy: tissue maps and grid.
@@ -65,29 +68,26 @@ def simulate_patient(
     if forward is None:
         forward = PDEForward.from_anatomy(anatomy)
         forward = forward.with_max_steps(forward.stable_steps(params) + 1)
-    density = jnp.asarray(forward(params))
+    density = jnp.asarray(forward.nan_on_failure()(params))
     if not bool(jnp.all(jnp.isfinite(density))):
-        raise ValueError("the forward model returned non-finite densities for these parameters")
+        raise SolverError("the forward model returned non-finite densities for these parameters")
     brain = jnp.asarray(anatomy.brain_mask)
-    key_t1c, key_flair, key_pet = jax.random.split(key, 3)
-
-    def segmentation(u_c: float, key: PRNGKeyArray) -> np.ndarray:
+    names = ("t1c", "flair", "pet") if pet else ("t1c", "flair")
+    modalities = observation_model(names, epsilon)
+    keys = jax.random.split(key, len(modalities))
+    truth = {name: jnp.asarray(value, density.dtype) for name, value in imaging._asdict().items()}
+    images = {}
+    for modality, subkey in zip(modalities, keys, strict=True):
         if noisy:
-            alpha = visibility_probability(density, u_c, imaging.sigma_alpha, epsilon)
-            inside = jax.random.bernoulli(key, alpha)
+            image = modality.stored(modality.sample(subkey, density, truth))
         else:
-            inside = density > u_c
-        return np.asarray(inside & brain)
-
-    uptake = None
-    if pet:
-        noise = imaging.sigma * jax.random.normal(key_pet, density.shape, density.dtype)
-        uptake = np.asarray(jnp.where(brain, jnp.clip(imaging.b * density + noise, 0.0, 1.0), 0.0))
+            image = modality.idealised(subkey, density, truth)
+        images[modality.name] = np.asarray(jnp.where(brain, image, 0).astype(image.dtype))
     observations = Observations(
         grid=anatomy.grid,
-        t1c=segmentation(imaging.u_c_t1c, key_t1c),
-        flair=segmentation(imaging.u_c_flair, key_flair),
-        pet=uptake,
+        t1c=images["t1c"].astype(bool),
+        flair=images["flair"].astype(bool),
+        pet=None if "pet" not in images else images["pet"].astype(np.float32),
     )
     return Patient(anatomy=anatomy, observations=observations, name=name)
 

@@ -262,12 +262,19 @@ def test_float32_agrees_with_float64():
     assert relative_l2(u32, u64) < 1e-5
 
 
-def test_exceeding_the_step_budget_returns_nan_not_garbage():
-    """An unstable explicit solve is never returned: beyond `max_steps` the result is NaN."""
+def test_exceeding_the_step_budget_raises_or_is_nan_for_samplers_never_garbage():
+    """An unstable explicit solve is never returned: beyond `max_steps` a call raises (also
+    under `jit`), and the samplers' path (`nan_on_failure`) returns NaN, a rejected draw."""
     forward = PDEForward.from_anatomy(make_phantom((16, 16, 16), 8.0)).with_max_steps(4)
     params = GrowthParams(D_w=1.5, rho=0.02, T=900.0, seed_mm=jnp.zeros(3))
     assert forward.stable_steps(params) > 4
-    assert np.all(np.isnan(forward(params)))
+    with pytest.raises(eqx.EquinoxRuntimeError, match="max_steps = 4"):
+        jax.block_until_ready(forward(params))
+    with pytest.raises(eqx.EquinoxRuntimeError, match="max_steps = 4"):
+        jax.block_until_ready(eqx.filter_jit(forward)(params))
+    assert np.all(np.isnan(forward.nan_on_failure()(params)))
+    within_budget = forward.with_max_steps(forward.stable_steps(params))
+    assert np.all(np.isfinite(within_budget(params)))
 
 
 def test_bad_construction_raises():

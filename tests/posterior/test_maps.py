@@ -5,7 +5,7 @@ import pytest
 
 from bayestumor import load_nifti, make_phantom
 from bayestumor.imaging import Grid
-from bayestumor.model import visibility_probability
+from bayestumor.model import observation_model, visibility_probability
 from bayestumor.posterior import posterior_maps, write_posterior_maps
 
 
@@ -43,15 +43,16 @@ def test_ctv_at_roi_edge_flags_a_ctv_touching_any_face(voxel, at_edge):
 def test_predicted_visibility_is_posterior_mean_of_alpha():
     grid = Grid((2, 2, 2), np.eye(4))
     imaging = {"u_c_flair": np.array([0.1, 0.2, 0.1, 0.2]), "sigma_alpha": np.full(4, 0.05)}
-    maps = posterior_maps(_draws(), grid, imaging)
+    maps = posterior_maps(_draws(), grid, imaging, observation_model(["t1c", "flair", "pet"]))
     expected = np.mean(
         [
             visibility_probability(u, c, 0.05)
             for u, c in zip(_draws()[:, 0, 0, 0], imaging["u_c_flair"], strict=False)
         ]
     )
-    assert maps.flair_probability[0, 0, 0] == pytest.approx(expected, rel=1e-5)
-    assert maps.t1c_probability is None
+    assert maps.predicted["flair_probability"][0, 0, 0] == pytest.approx(expected, rel=1e-5)
+    # T1c and PET lack their parameters (u_c_t1c; b, sigma): no map rather than a wrong one.
+    assert set(maps.predicted) == {"flair_probability"}
 
 
 def test_written_back_into_the_original_space(tmp_path):

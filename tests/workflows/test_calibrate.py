@@ -7,15 +7,21 @@ import sys
 import warnings
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import xarray as xr
 
-from bayestumor import load_nifti, save_nifti
+from bayestumor import load_nifti, load_patient, save_nifti
 from bayestumor.cli import main
 from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.model import Priors
-from bayestumor.workflows import CalibrationConfig, calibrate_patient, validate_patient
+from bayestumor.workflows import (
+    CalibrationConfig,
+    calibrate_patient,
+    report_directory,
+    validate_patient,
+)
 from tests._calibration_problems import FAST_PRIORS, REACTION_STEP, synthetic_patient
 
 FAST_CONFIG = CalibrationConfig(
@@ -115,38 +121,89 @@ def test_grids_that_disagree_raise_and_leave_no_output(tmp_path):
     assert not (tmp_path / "out2").exists()
 
 
-def test_end_to_end_writes_every_product(tmp_path):
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """One tiny end-to-end calibration with PET (SMC), shared by the output and report tests."""
     patient = synthetic_patient(pet=True)
     config = FAST_CONFIG.replace(priors=FAST_PRIORS.replace(b=(0.6, 1.02)), plots=True)
+    out = tmp_path_factory.mktemp("calibrated") / "out"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
-        result = calibrate_patient(patient, tmp_path / "out", config)
-    out = tmp_path / "out"
-    for name in (
-        "posterior.nc",
-        "summary.json",
-        "diagnostics.json",
-        "config.json",
-        "figures/slices.png",
-        "maps/ctv.nii.gz",
-        "maps/density_mean.nii.gz",
-        "maps/density_sd.nii.gz",
-        "maps/infiltration_probability.nii.gz",
-        "maps/flair_probability.nii.gz",
-        "maps/t1c_probability.nii.gz",
-    ):
-        assert (out / name).exists(), name
+        result = calibrate_patient(patient, out, config)
+    return patient, config, result, out
+
+
+def test_end_to_end_products_are_consistent_with_the_posterior(calibrated):
+    """Every product is written and agrees with the posterior it came from: summary statistics
+    are those of posterior.nc's draws; the CTV is {P(u > u*) ≥ p} of the written probability map
+    and its volume is the summary's; maps live on the input grid within [0, 1]; the stored ROI
+    reads back as a patient on the ROI grid; figures are real PNG images."""
+    patient, config, result, out = calibrated
     summary = json.loads((out / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
-    for name in ("D_w", "rho", "seed_x", "b", "sigma"):
-        assert set(summary["parameters"][name]) == {"mean", "sd", "q05", "q95", "units"}
-    assert summary["flair_ml"] == pytest.approx(patient.observations.volumes_ml()["flair"])
-    assert summary["ctv_ml"] > 0 and summary["runtime_s"] > 0
-    assert CalibrationConfig.from_dict(json.loads((out / "config.json").read_text())) == config
     tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
     assert {"posterior", "log_likelihood", "posterior_predictive"} <= set(tree.children)
-    mean, grid = load_nifti(out / "maps" / "density_mean.nii.gz")
-    assert grid.same_as(patient.grid) and 0 <= mean.min() and mean.max() <= 1
+    for name in ("D_w", "rho", "seed_x", "b", "sigma"):
+        draws = tree["posterior"][name].values.reshape(-1).astype(np.float64)
+        stats = summary["parameters"][name]
+        assert stats["mean"] == pytest.approx(draws.mean(), rel=1e-6)
+        assert stats["q05"] == pytest.approx(np.quantile(draws, 0.05), rel=1e-6)
+    n_voxels = tree["constant_data"]["voxel_index"].size
+    assert tree["posterior_predictive"]["flair"].shape[-1] == n_voxels
+    assert summary["brain_voxels"] == n_voxels
+
+    probability, grid = load_nifti(out / "maps" / "infiltration_probability.nii.gz")
+    ctv, ctv_grid = load_nifti(out / "maps" / "ctv.nii.gz")
+    assert grid.same_as(patient.grid) and ctv_grid.same_as(patient.grid)
+    np.testing.assert_array_equal(ctv.astype(bool), probability >= config.ctv_probability)
+    assert summary["ctv_ml"] == pytest.approx(ctv.sum() * grid.voxel_volume_ml)
+    assert summary["ctv_ml"] > 0 and summary["runtime_s"] > 0
+    for name in (
+        "density_mean",
+        "density_sd",
+        "flair_probability",
+        "t1c_probability",
+        "pet_expected",
+    ):
+        values, map_grid = load_nifti(out / "maps" / f"{name}.nii.gz")
+        assert map_grid.same_as(patient.grid) and 0 <= values.min() and values.max() <= 1, name
+    assert summary["flair_ml"] == pytest.approx(patient.observations.volumes_ml()["flair"])
+    assert CalibrationConfig.from_dict(json.loads((out / "config.json").read_text())) == config
+    roi = load_patient(out / "roi")
+    assert roi.grid.same_as(result.roi.grid)
+    np.testing.assert_array_equal(roi.observations.flair, result.roi.observations.flair)
+    for figure in ("slices.png", "trace.png"):
+        image = plt.imread(out / "figures" / figure)
+        assert image.ndim == 3 and min(image.shape[:2]) > 100 and image.std() > 0, figure
+
+
+def test_report_rerenders_a_stored_run_without_sampling(calibrated, tmp_path):
+    """`bayestumor report` recomputes the density draws from the stored posterior draws: the
+    maps and summary equal those written at calibration time (same draws, same solver), into
+    another directory or in place; a directory that is no run is a clear error (exit 2)."""
+    _, _, _, out = calibrated
+    passed = json.loads((out / "diagnostics.json").read_text())["passed"]
+    code = main(["report", str(out), "--out", str(tmp_path / "again"), "--no-plots"])
+    assert code == (0 if passed else 3)
+    again = tmp_path / "again"
+    for name in ("density_mean", "density_sd", "infiltration_probability", "ctv", "pet_expected"):
+        before, _ = load_nifti(out / "maps" / f"{name}.nii.gz")
+        after, _ = load_nifti(again / "maps" / f"{name}.nii.gz")
+        np.testing.assert_allclose(after, before, atol=1e-5, err_msg=name)
+    first = json.loads((out / "summary.json").read_text())
+    second = json.loads((again / "summary.json").read_text())
+    assert second["parameters"] == first["parameters"]
+    assert second["ctv_ml"] == pytest.approx(first["ctv_ml"])
+    assert not (again / "figures").exists()
+    assert (again / "posterior.nc").exists() and (again / "roi").is_dir()
+    report_directory(again)  # in place: replaced atomically, stored run kept
+    assert (again / "posterior.nc").exists() and (again / "summary.json").exists()
+
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    with pytest.raises(InputError, match=r"missing posterior\.nc"):
+        report_directory(not_a_run)
+    assert main(["report", str(not_a_run)]) == 2
 
 
 @pytest.mark.parametrize("sampler", ["nuts", "blackjax-nuts"])

@@ -225,7 +225,7 @@ validation) from `bayestumor surrogate generate` (`data/surrogate/train/manifest
 32³ boxes of 4 mm cut from the MNI152 2009c template (nilearn), zero flux at the box faces.
 Ranges (log-uniform): μ_D = √(D_w T) ∈ [{ranges["mu_D_mm"][0]}, {ranges["mu_D_mm"][1]}] mm,
 μ_ρ = √(ρ T) ∈ [{ranges["mu_rho"][0]}, {ranges["mu_rho"][1]}] — the default scale-free priors
-of `bayestumor.model._priors` (D_w·T up to 900 mm², ρ·T up to 64). Seeds in brain voxels (70 %
+of `bayestumor.config.Priors` (D_w·T up to 900 mm², ρ·T up to 64). Seeds in brain voxels (70 %
 weighted by white matter), never in the MNI slab y ∈ [−30, −10] mm (held out). Augmentation:
 8 sub-voxel phases of the 4 mm block average, flips, crop jitter of ±3 voxels (seed off-centre
 in the box), smooth random deformations (sd 1 voxel), and at training time random flips and

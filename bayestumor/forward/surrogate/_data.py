@@ -16,7 +16,7 @@ generalises):
   correlation length ≈ box/4) resamples the tissue maps before the solve.
 
 Parameters are drawn log-uniformly over the scale-free ranges μ_D = √(D_w T) ∈ `MU_D_RANGE` mm and
-μ_ρ = √(ρ T) ∈ `MU_RHO_RANGE` (the default priors of `bayestumor.model._priors`). Seeds fall in brain
+μ_ρ = √(ρ T) ∈ `MU_RHO_RANGE` (the default priors of `bayestumor.config.Priors`). Seeds fall in brain
 voxels (wm + gm ≥ 0.5), 70 % weighted by white-matter probability.
 
 Splits: ``train`` never seeds in the MNI slab `HELD_OUT_Y_MM` (original, unflipped MNI y);

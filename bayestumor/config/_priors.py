@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from bayestumor.errors import InputError
 
@@ -77,7 +77,7 @@ class Priors:
         u_c_t1c, u_c_flair, sigma_alpha, b, sigma: uniform ranges or fixed values.
     """
 
-    parametrisation: Literal["physical", "scale_free"] = "physical"
+    parametrisation: str = "physical"
     D_w: Spec = (0.01, 1.0)
     rho: Spec = (0.002, 0.2)
     T: Spec = (30.0, 1000.0)

@@ -1,0 +1,56 @@
+"""``bayestumor demo``: simulate a tumour on MNI152 with known parameters and calibrate it."""
+
+from __future__ import annotations
+
+import argparse
+
+from bayestumor.cli._calibrate import add_sampling_options, config_from
+from bayestumor.config import CalibrationConfig, Priors
+
+
+def demo_config() -> CalibrationConfig:
+    """The demo's settings: 4 mm ROI, 16 mm margin (the CTV then stays inside the ROI; 8 mm cut
+    it off), scale-free prior, 2 × (200 + 500) NUTS (two chains in parallel on two cores; with
+    300 draws the rank-normalised folded R-hat of one parameter or another came out at
+    1.016–1.024, noise at that length)."""
+    return CalibrationConfig(
+        spacing_mm=4.0,
+        margin_mm=16.0,
+        chains=2,
+        warmup=200,
+        draws=500,
+        priors=Priors(parametrisation="scale_free"),
+    )
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``demo``."""
+    demo = subparsers.add_parser(
+        "demo",
+        help="simulate a tumour on MNI152 with known parameters and calibrate it end to end",
+    )
+    add_sampling_options(demo, demo_config())
+    demo.add_argument("--no-pet", action="store_true", help="simulate MRI segmentations only")
+    demo.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``bayestumor demo``: simulate on MNI152, calibrate, print truth next to intervals."""
+    import jax
+
+    from bayestumor.workflows import calibrate_patient, demo_patient, format_summary
+
+    config = config_from(args, demo_config())
+    print(f"simulating a tumour on MNI152 at {config.spacing_mm:g} mm ...", flush=True)
+    patient, truth = demo_patient(config.spacing_mm, jax.random.key(config.seed), not args.no_pet)
+    result = calibrate_patient(patient, args.out, config.replace(progress=not args.quiet))
+    print("\ntrue values next to the posterior 90 % intervals:")
+    print(format_summary(result.summary, truth))
+    print(
+        "(the demo thresholds u into sharp T1c/FLAIR masks and clips PET to [0, 1], which is\n"
+        " not exactly the model's Bernoulli/Gaussian noise, so the intervals are too narrow:\n"
+        " the growth parameters land within a few per cent of the truth, the imaging\n"
+        " parameters sigma_alpha, u_c and sigma can sit well outside their intervals)"
+    )
+    print(f"wrote {result.out_dir}")
+    return 0

@@ -1,0 +1,22 @@
+"""Configuration as plain data: prior ranges (`Priors`) and calibration options (`CalibrationConfig`).
+
+The lowest layer beside `bayestumor.errors` and `bayestumor.utils`: pure Python, no JAX, so the
+command line can build its parser and show every default in well under a second.
+"""
+
+from bayestumor.config._calibration import BUILTIN_SAMPLERS as BUILTIN_SAMPLERS
+from bayestumor.config._calibration import DEFAULT_CTV_PROBABILITY as DEFAULT_CTV_PROBABILITY
+from bayestumor.config._calibration import DEFAULT_EPSILON as DEFAULT_EPSILON
+from bayestumor.config._calibration import DEFAULT_THRESHOLD_U as DEFAULT_THRESHOLD_U
+from bayestumor.config._calibration import FORWARD_KINDS as FORWARD_KINDS
+from bayestumor.config._calibration import CalibrationConfig as CalibrationConfig
+from bayestumor.config._priors import GROWTH_NAMES_PHYSICAL as GROWTH_NAMES_PHYSICAL
+from bayestumor.config._priors import GROWTH_NAMES_SCALE_FREE as GROWTH_NAMES_SCALE_FREE
+from bayestumor.config._priors import IMAGING_NAMES as IMAGING_NAMES
+from bayestumor.config._priors import LOG_UNIFORM as LOG_UNIFORM
+from bayestumor.config._priors import SEED_NAMES as SEED_NAMES
+from bayestumor.config._priors import UNITS as UNITS
+from bayestumor.config._priors import Priors as Priors
+from bayestumor.config._priors import Spec as Spec
+from bayestumor.config._priors import bounds as bounds
+from bayestumor.config._priors import is_fixed as is_fixed

@@ -1,0 +1,120 @@
+"""Options of a calibration, as plain data: JSON round trip, validated on construction.
+
+Pure Python (no JAX), so that the command line can show every default without starting JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bayestumor.config._priors import Priors
+from bayestumor.errors import InputError
+
+DEFAULT_EPSILON = 1e-4
+"""Default clipping of the MRI visibility probability α to [ε, 1 − ε] (no log 0)."""
+DEFAULT_THRESHOLD_U = 0.05
+"""Default u*: 5 % of the carrying capacity, below FLAIR visibility (u_c^FLAIR ≥ 0.05, Ezhov
+et al. 2023), i.e. infiltration the scans cannot show."""
+DEFAULT_CTV_PROBABILITY = 0.5
+"""Default p of the CTV {P(u > u*) ≥ p}: the posterior-median contour."""
+SMC_KERNELS = ("rmh", "hmc")
+"""Inner kernels of tempered SMC (`bayestumor.inference.sample_smc`)."""
+BUILTIN_SAMPLERS = ("nuts", "blackjax-nuts", "smc")
+"""Samplers registered by `bayestumor.inference` (NumPyro NUTS, BlackJAX NUTS, BlackJAX SMC)."""
+FORWARD_KINDS = ("pde", "surrogate")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Options of `calibrate_patient` (JSON round trip with `to_dict` / `from_dict`).
+
+    Attributes:
+        forward: forward map kind, ``"pde"`` (Fisher–Kolmogorov finite volumes) or
+            ``"surrogate"`` (needs `bayestumor.forward.surrogate.SurrogateForward`).
+        sampler: ``"nuts"`` (NumPyro), ``"blackjax-nuts"`` or ``"smc"`` (BlackJAX tempered SMC);
+            the names `bayestumor.inference.run_inference` knows.
+        spacing_mm: isotropic voxel size of the region of interest, mm.
+        margin_mm: margin around the FLAIR ∪ T1c bounding box that forms the ROI, mm.
+        chains, warmup, draws: NUTS chains, warm-up iterations and draws per chain.
+        seed: PRNG seed.
+        priors: prior ranges and parametrisation (`Priors`).
+        smc_particles, smc_kernel, smc_mcmc_steps: SMC particles, inner kernel
+            (``"rmh"``/``"hmc"``) and inner steps per stage.
+        max_tree_depth: NUTS tree depth bound.
+        map_start: start NUTS at the MAP with a Laplace mass matrix.
+        threshold_u: density threshold u* of the infiltration probability and CTV.
+        ctv_probability: p of the CTV {P(u > u*) ≥ p}.
+        epsilon: clipping of the MRI visibility probability.
+        reaction_step: PDE accuracy bound on ρ·Δt per Heun step (`FixedStep.reaction_step`).
+        pde_check_draws: with ``forward="surrogate"``, how many posterior draws (evenly
+            thinned) to importance-reweight by the exact PDE likelihood, reporting PSIS k̂,
+            weight ESS and the PDE-corrected means (`check_against_pde`); 0 skips the check.
+        progress: progress bars and printed diagnostics.
+        plots: write PNG figures.
+    """
+
+    forward: str = "pde"
+    sampler: str = "nuts"
+    spacing_mm: float = 4.0
+    margin_mm: float = 20.0
+    chains: int = 2
+    warmup: int = 300
+    draws: int = 300
+    seed: int = 0
+    priors: Priors = field(default_factory=Priors)
+    smc_particles: int = 256
+    smc_kernel: str = "rmh"
+    smc_mcmc_steps: int = 10
+    max_tree_depth: int = 6
+    map_start: bool = True
+    threshold_u: float = DEFAULT_THRESHOLD_U
+    ctv_probability: float = DEFAULT_CTV_PROBABILITY
+    epsilon: float = DEFAULT_EPSILON
+    reaction_step: float = 0.05
+    pde_check_draws: int = 200
+    progress: bool = True
+    plots: bool = True
+
+    def __post_init__(self):
+        if self.forward not in FORWARD_KINDS:
+            raise InputError(f"unknown forward model {self.forward!r}; choose from {FORWARD_KINDS}")
+        if self.smc_kernel not in SMC_KERNELS:
+            raise InputError(f"unknown SMC kernel {self.smc_kernel!r}; choose from {SMC_KERNELS}")
+        if self.sampler not in BUILTIN_SAMPLERS:
+            raise InputError(f"unknown sampler {self.sampler!r}; choose from {BUILTIN_SAMPLERS}")
+        positive = ("spacing_mm", "chains", "warmup", "draws", "smc_particles", "reaction_step")
+        for name in positive:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"{name} must be positive, got {value}")
+        for name in ("margin_mm", "pde_check_draws"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"{name} must be ≥ 0, got {value}")
+        if isinstance(self.priors, dict):
+            object.__setattr__(self, "priors", Priors.from_dict(self.priors))
+
+    def replace(self, **changes: Any) -> CalibrationConfig:
+        """A copy with some options changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (priors nested)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values["priors"] = self.priors.to_dict()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CalibrationConfig:
+        """Inverse of `to_dict`; unknown keys raise `InputError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise InputError(f"unknown calibration options: {sorted(unknown)}")
+        values = dict(values)
+        if "priors" in values and isinstance(values["priors"], dict):
+            values["priors"] = Priors.from_dict(values["priors"])
+        return cls(**values)

@@ -1,0 +1,361 @@
+"""Writing a calibration: the stored run, and the report rendered from it (maps, figures, summary).
+
+A run directory holds what was sampled — ``posterior.nc``, ``diagnostics.json``,
+``config.json``, ``run.json`` (patient name, input grid, visible volumes, surrogate check) and
+``roi/`` (the patient on the region-of-interest grid, as NIfTI) — and the report rendered from
+it: ``maps/*.nii.gz`` in the patient's input space, ``figures/*.png`` and ``summary.json``.
+`report_directory` re-renders the report from a stored run without sampling (the density draws
+are recomputed by the forward map from the stored posterior draws).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import xarray as xr
+
+from bayestumor.config import CalibrationConfig
+from bayestumor.errors import DiagnosticsWarning, InputError
+from bayestumor.imaging import Grid, Patient, load_patient, save_patient
+from bayestumor.inference import Refinement, format_diagnostics, format_refinement
+from bayestumor.model import UNITS, AbstractModality, batched
+from bayestumor.posterior import PosteriorMaps, posterior_maps, write_posterior_maps
+from bayestumor.utils import atomic_directory
+from bayestumor.workflows._setup import CalibrationRun, build_problem
+
+RUN_FORMAT = "bayestumor-run/1"
+STORED_FILES = ("posterior.nc", "diagnostics.json", "config.json", "run.json")
+"""Files of a run directory that the report is rendered from (plus ``roi/`` and, for a
+surrogate run, ``pde_check.md``)."""
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationResult:
+    """Outcome of `calibrate_patient` or `report_directory`.
+
+    Attributes:
+        datatree: ArviZ DataTree (saved as ``posterior.nc``).
+        summary: JSON-ready dict (saved as ``summary.json``): per-parameter mean, sd, q05, q95
+            and units; diagnostics (``passed``, ``failures``, ...); ``ctv_ml``, ``flair_ml``,
+            ``t1c_ml``; ``runtime_s``; sampler and patient name.
+        maps: posterior maps on the ROI grid.
+        roi: the patient on the ROI grid the model was fitted on.
+        out_dir: the output directory.
+    """
+
+    datatree: xr.DataTree
+    summary: dict[str, Any]
+    maps: PosteriorMaps
+    roi: Patient
+    out_dir: Path
+
+
+class _Report(NamedTuple):
+    """What the report is rendered from, whether the run was just sampled or read back."""
+
+    config: CalibrationConfig
+    patient_name: str
+    roi: Patient
+    original_grid: Grid
+    original_volumes_ml: dict[str, float]
+    datatree: xr.DataTree
+    diagnostics: dict[str, Any]
+    densities: np.ndarray
+    modalities: tuple[AbstractModality, ...]
+    names: list[str]
+    voxels: int
+    pde_check: dict[str, Any] | None
+
+
+def summarise(datatree: xr.DataTree, names: list[str]) -> dict[str, dict[str, float | str]]:
+    """Per-parameter posterior mean, sd, 5 % and 95 % quantiles, with units."""
+    posterior = datatree["posterior"]
+    table = {}
+    for name in names:
+        values = np.asarray(posterior[name], np.float64).reshape(-1)
+        q05, q95 = np.quantile(values, [0.05, 0.95])
+        table[name] = {
+            "mean": float(values.mean()),
+            "sd": float(values.std()),
+            "q05": float(q05),
+            "q95": float(q95),
+            "units": UNITS[name],
+        }
+    return table
+
+
+def refinement_summary(refinement: Refinement) -> dict[str, Any]:
+    """JSON-ready form of a `Refinement` for ``summary.json`` and ``run.json``."""
+    keys = ("surrogate_mean", "surrogate_sd", "pde_mean", "pde_sd", "shift_in_sd")
+    return {
+        "draws": len(refinement.log_weights),
+        "pareto_k": refinement.pareto_k,
+        "reliable": refinement.reliable,
+        "weight_ess": refinement.ess,
+        "parameters": {
+            name: dict(zip(keys, values, strict=True))
+            for name, values in refinement.summary.items()
+        },
+    }
+
+
+def write_run(
+    run: CalibrationRun, out_dir: str | Path, *, started: float | None = None
+) -> CalibrationResult:
+    """Write a sampled run and its report into `out_dir`, atomically (module docstring).
+
+    Args:
+        run: the sampled posterior (`sample_patient`).
+        out_dir: output directory (replaced only once everything is written).
+        started: `time.perf_counter()` at the start of the calibration, for ``runtime_s``.
+    """
+    started = time.perf_counter() if started is None else started
+    refinement = run.refinement
+    report = _Report(
+        config=run.config,
+        patient_name=run.patient_name,
+        roi=run.roi,
+        original_grid=run.original_grid,
+        original_volumes_ml=run.original_volumes_ml,
+        datatree=run.inference.datatree,
+        diagnostics=run.inference.diagnostics,
+        densities=run.inference.densities,
+        modalities=run.problem.modalities,
+        names=run.problem.parameter_names,
+        voxels=int(run.problem.data.voxel_index.shape[0]),
+        pde_check=None if refinement is None else refinement_summary(refinement),
+    )
+    out_dir = Path(out_dir)
+    with atomic_directory(out_dir) as tmp:
+        run.inference.datatree.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
+        _write_json(tmp / "diagnostics.json", run.inference.diagnostics)
+        _write_json(tmp / "config.json", run.config.to_dict())
+        _write_json(
+            tmp / "run.json",
+            {
+                "format": RUN_FORMAT,
+                "patient": run.patient_name,
+                "original_grid": {
+                    "shape": list(run.original_grid.shape),
+                    "affine": np.asarray(run.original_grid.affine).tolist(),
+                },
+                "original_volumes_ml": run.original_volumes_ml,
+                "pde_check": report.pde_check,
+            },
+        )
+        save_patient(run.roi, tmp / "roi")
+        if refinement is not None:
+            (tmp / "pde_check.md").write_text(format_refinement(refinement) + "\n")
+        maps, summary = _render(report, tmp, started)
+    if run.config.progress:
+        print(format_diagnostics(run.inference.diagnostics))
+        print(format_summary(summary))
+        if refinement is not None:
+            print(
+                "\nsurrogate posterior checked against the PDE:\n" + format_refinement(refinement)
+            )
+    return CalibrationResult(
+        datatree=run.inference.datatree, summary=summary, maps=maps, roi=run.roi, out_dir=out_dir
+    )
+
+
+def report_directory(
+    run_dir: str | Path, out_dir: str | Path | None = None, *, plots: bool | None = None
+) -> CalibrationResult:
+    """Re-render maps, figures and ``summary.json`` of a stored run without sampling.
+
+    The density draws are recomputed from the stored posterior draws with the forward map the
+    run's ``config.json`` describes, on the stored ROI (``roi/``).
+
+    Args:
+        run_dir: a directory written by `calibrate_patient` (``bayestumor calibrate``).
+        out_dir: where to write the report; default `run_dir` itself (replaced atomically,
+            the stored run copied along).
+        plots: write figures (default: as the stored configuration says).
+
+    Raises:
+        InputError: `run_dir` is not a complete run directory, naming what is missing.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    missing = [name for name in (*STORED_FILES, "roi") if not (run_dir / name).exists()]
+    if missing:
+        raise InputError(
+            f"not a calibration run directory (missing {', '.join(missing)}); "
+            "run 'bayestumor calibrate' first",
+            run_dir,
+        )
+    try:
+        config = CalibrationConfig.from_dict(_read_json(run_dir / "config.json"))
+        record = _read_json(run_dir / "run.json")
+        diagnostics = _read_json(run_dir / "diagnostics.json")
+        if record.get("format") != RUN_FORMAT:
+            raise InputError(f"unknown run format {record.get('format')!r}", run_dir / "run.json")
+        grid = Grid(
+            tuple(record["original_grid"]["shape"]), np.array(record["original_grid"]["affine"])
+        )
+    except (KeyError, TypeError) as error:
+        raise InputError(f"incomplete run record: {error}", run_dir / "run.json") from error
+    config = config.replace(progress=False, plots=config.plots if plots is None else plots)
+    try:
+        datatree = xr.load_datatree(run_dir / "posterior.nc", engine="h5netcdf")
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read the posterior: {error}", run_dir / "posterior.nc") from error
+    roi = load_patient(run_dir / "roi")
+    problem = build_problem(roi, config)
+    names = problem.parameter_names
+    posterior = datatree["posterior"]
+    absent = [name for name in names if name not in posterior]
+    if absent:
+        raise InputError(f"the posterior lacks {absent}", run_dir / "posterior.nc")
+    named = {name: np.asarray(posterior[name], np.float32).reshape(-1) for name in names}
+    densities = np.asarray(batched(problem.density_volume)(named), np.float32)
+    report = _Report(
+        config=config,
+        patient_name=record["patient"],
+        roi=roi,
+        original_grid=grid,
+        original_volumes_ml=record["original_volumes_ml"],
+        datatree=datatree,
+        diagnostics=diagnostics,
+        densities=densities,
+        modalities=problem.modalities,
+        names=names,
+        voxels=int(problem.data.voxel_index.shape[0]),
+        pde_check=record.get("pde_check"),
+    )
+    out_dir = run_dir if out_dir is None else Path(out_dir)
+    with atomic_directory(out_dir) as tmp:
+        for name in STORED_FILES:
+            shutil.copy2(run_dir / name, tmp / name)
+        shutil.copytree(run_dir / "roi", tmp / "roi")
+        if (run_dir / "pde_check.md").exists():
+            shutil.copy2(run_dir / "pde_check.md", tmp / "pde_check.md")
+        maps, summary = _render(report, tmp, started)
+    return CalibrationResult(
+        datatree=datatree, summary=summary, maps=maps, roi=roi, out_dir=out_dir
+    )
+
+
+def _render(report: _Report, directory: Path, started: float) -> tuple[PosteriorMaps, dict]:
+    """Maps, figures and ``summary.json`` of `report` into `directory`."""
+    config = report.config
+    posterior = report.datatree["posterior"]
+    imaging = {
+        name: np.asarray(posterior[name]).reshape(-1)
+        for modality in report.modalities
+        for name in modality.parameter_names
+    }
+    maps = posterior_maps(
+        report.densities,
+        report.roi.grid,
+        imaging,
+        report.modalities,
+        threshold_u=config.threshold_u,
+        ctv_probability=config.ctv_probability,
+    )
+    if maps.ctv_at_roi_edge:
+        warnings.warn(
+            f"the CTV reaches the edge of the region of interest (lesion ± {config.margin_mm:g} "
+            "mm), which may cut it off: calibrate again with a larger --margin",
+            DiagnosticsWarning,
+            stacklevel=3,
+        )
+    written = write_posterior_maps(maps, directory / "maps", report.original_grid)
+    volumes = report.original_volumes_ml
+    summary = {
+        "patient": report.patient_name,
+        "sampler": config.sampler,
+        "forward": config.forward,
+        "parametrisation": config.priors.parametrisation,
+        "roi_shape": list(report.roi.grid.shape),
+        "roi_spacing_mm": config.spacing_mm,
+        "brain_voxels": report.voxels,
+        "parameters": summarise(report.datatree, report.names),
+        "diagnostics": {
+            k: report.diagnostics.get(k)
+            for k in ("passed", "failures", "divergences", "min_ess_bulk", "smc")
+        },
+        "threshold_u": config.threshold_u,
+        "ctv_probability": config.ctv_probability,
+        "ctv_ml": written["ctv_ml"],
+        "ctv_at_roi_edge": maps.ctv_at_roi_edge,
+        "flair_ml": volumes.get("flair"),
+        "t1c_ml": volumes.get("t1c"),
+        "pde_check": report.pde_check,
+        "runtime_s": None,
+    }
+    if config.plots:
+        from bayestumor.workflows._plots import plot_density_slices, plot_trace
+
+        (directory / "figures").mkdir(exist_ok=True)
+        plot_density_slices(
+            maps,
+            report.roi,
+            directory / "figures" / "slices.png",
+            title=f"{report.patient_name}: posterior",
+        )
+        plot_trace(report.datatree, directory / "figures" / "trace.png", var_names=report.names)
+    summary["runtime_s"] = time.perf_counter() - started
+    _write_json(directory / "summary.json", summary)
+    return maps, summary
+
+
+def _write_json(path: Path, values: dict) -> None:
+    path.write_text(json.dumps(values, indent=2))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read: {error}", path) from error
+
+
+def format_summary(summary: dict[str, Any], truth: dict[str, float] | None = None) -> str:
+    """Posterior table (mean, sd, 90 % interval; true value when given) and volumes."""
+    header = f"{'parameter':<12} {'mean':>10} {'sd':>10} {'5%':>10} {'95%':>10}"
+    if truth:
+        header += f" {'true':>10}  in 90%"
+    lines = [header]
+    for name, stats in summary["parameters"].items():
+        line = (
+            f"{name:<12} {stats['mean']:>10.4g} {stats['sd']:>10.3g} "
+            f"{stats['q05']:>10.4g} {stats['q95']:>10.4g}"
+        )
+        if truth and name in truth:
+            inside = stats["q05"] <= truth[name] <= stats["q95"]
+            line += f" {truth[name]:>10.4g}  {'yes' if inside else 'NO'}"
+        lines.append(f"{line}  [{stats['units']}]")
+    flair = summary.get("flair_ml")
+    lines.append(
+        f"CTV {{P(u > {summary['threshold_u']:g}) ≥ {summary['ctv_probability']:g}}}: "
+        f"{summary['ctv_ml']:.1f} ml; visible FLAIR: "
+        + ("—" if flair is None else f"{flair:.1f} ml")
+        + (
+            " (the CTV reaches the ROI's edge: widen --margin)"
+            if summary["ctv_at_roi_edge"]
+            else ""
+        )
+    )
+    if summary.get("runtime_s") is not None:
+        lines.append(f"runtime {summary['runtime_s']:.1f} s")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "RUN_FORMAT",
+    "CalibrationResult",
+    "format_summary",
+    "refinement_summary",
+    "report_directory",
+    "summarise",
+    "write_run",
+]

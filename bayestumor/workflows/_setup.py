@@ -1,0 +1,107 @@
+"""How a calibration is set up: its options, the region of interest, the forward map, the problem.
+
+Shared by sampling (`sample_patient`) and reporting (`write_report`, `report_directory`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from bayestumor.config import CalibrationConfig
+from bayestumor.errors import InputError
+from bayestumor.forward import AbstractForwardModel, FixedStep, PDEForward
+from bayestumor.imaging import Grid, Patient
+from bayestumor.inference import InferenceResult, Refinement
+from bayestumor.model import CalibrationProblem, model_data_from_patient
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationRun:
+    """A sampled posterior and everything needed to report on it; nothing written yet.
+
+    Attributes:
+        config: the options it was sampled with.
+        patient_name: the patient's name.
+        roi: the patient on the region-of-interest grid the model was fitted on.
+        original_grid: the patient's input grid (maps are written there).
+        original_volumes_ml: visible volumes on the input grid (``t1c``, ``flair``), ml.
+        problem: the posterior that was sampled.
+        inference: draws, DataTree, diagnostics and density draws on the ROI grid.
+        refinement: with a surrogate forward map, the check against the exact PDE, else None.
+    """
+
+    config: CalibrationConfig
+    patient_name: str
+    roi: Patient
+    original_grid: Grid
+    original_volumes_ml: dict[str, float]
+    problem: CalibrationProblem
+    inference: InferenceResult
+    refinement: Refinement | None = None
+
+
+def validate_patient(patient: Patient) -> None:
+    """Reject observations the model cannot use, with an `InputError` naming the problem.
+
+    Checks: at least one segmentation with a tumour voxel inside the brain; PET (if given)
+    finite and within [0, 1].
+    """
+    observations = patient.observations
+    source = patient.source
+    segmentations = [m for m in (observations.t1c, observations.flair) if m is not None]
+    if not segmentations:
+        raise InputError("no T1c or FLAIR segmentation: nothing to calibrate to", source)
+    if not any(mask.any() for mask in segmentations):
+        raise InputError("the T1c and FLAIR segmentations are empty (no tumour voxel)", source)
+    if not any((mask & patient.anatomy.brain_mask).any() for mask in segmentations):
+        raise InputError("no tumour voxel lies inside the brain (white + grey matter)", source)
+    pet = observations.pet
+    if pet is not None:
+        if not np.all(np.isfinite(pet)):
+            raise InputError("PET contains NaN or infinite values", source)
+        if pet.min() < 0.0 or pet.max() > 1.0:
+            raise InputError(
+                f"PET must be normalised to [0, 1], found [{pet.min():g}, {pet.max():g}]", source
+            )
+
+
+def region_of_interest(patient: Patient, config: CalibrationConfig) -> Patient:
+    """The patient resampled to `config.spacing_mm` and cropped to the lesion ± margin."""
+    return patient.resampled(config.spacing_mm).cropped(config.margin_mm)
+
+
+def build_forward(
+    roi: Patient, config: CalibrationConfig, kind: Literal["pde", "surrogate"] | None = None
+) -> AbstractForwardModel:
+    """The forward map on the ROI (of `kind`, default `config.forward`); the PDE's step bound
+    sized for the prior's upper ends."""
+    if (kind or config.forward) == "surrogate":
+        from bayestumor.forward.surrogate import SurrogateForward
+
+        surrogate = SurrogateForward.from_anatomy(roi.anatomy)
+        # Warns where the prior leaves the network's training ranges.
+        surrogate.check_ranges(*config.priors.scale_free_ranges())
+        return surrogate
+    forward = PDEForward.from_anatomy(
+        roi.anatomy, stepping=FixedStep(reaction_step=config.reaction_step)
+    )
+    return forward.sized_for(*config.priors.max_diffusion_and_reaction())
+
+
+def build_problem(
+    roi: Patient, config: CalibrationConfig, forward: AbstractForwardModel | None = None
+) -> CalibrationProblem:
+    """The posterior of the ROI patient under `config` (forward map built unless given)."""
+    if forward is None:
+        forward = build_forward(roi, config)
+    elif not forward.grid.same_as(roi.grid):
+        raise InputError("the given forward model's grid is not the region of interest's grid")
+    return CalibrationProblem(
+        forward=forward,
+        data=model_data_from_patient(roi),
+        priors=config.priors,
+        epsilon=config.epsilon,
+    )
