@@ -1,5 +1,5 @@
 # The README's two commands. Both create .venv (Python >= 3.12) on first use.
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench docs
 
 demo:
 	bash scripts/bootstrap
@@ -17,3 +17,11 @@ lint:
 bench:
 	bash scripts/bootstrap
 	.venv/bin/python benchmarks/forward.py
+
+# The documentation site in site/: MkDocs with --strict (a warning fails the build); the
+# notebooks are executed at small size by docs/hooks/notebooks.py.
+docs:
+	bash scripts/bootstrap
+	@if [ ! -f .venv/.docs-stamp ] || [ pyproject.toml -nt .venv/.docs-stamp ]; then \
+		.venv/bin/python -m pip install --quiet -e ".[docs]" && touch .venv/.docs-stamp; fi
+	NO_MKDOCS_2_WARNING=1 JAX_PLATFORMS=cpu .venv/bin/mkdocs build --strict --site-dir site
