@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bayestumor.errors import InputError
+from bayestumor.utils import sha256_file
 
 STAGING_DIR = ".staging"
 """Sub-directory of the output where workers build a patient's results before the rename."""
@@ -70,7 +71,6 @@ def content_hash(patient_dir: str | Path, config: Mapping[str, Any], task_name: 
         and not any(part.startswith(".") for part in path.relative_to(patient_dir).parts)
     )
     for path in files:
-        with path.open("rb") as stream:
-            file_digest = hashlib.file_digest(stream, "sha256").hexdigest()
+        file_digest = sha256_file(path)
         digest.update(f"{path.relative_to(patient_dir).as_posix()}\0{file_digest}\n".encode())
     return digest.hexdigest()

@@ -37,10 +37,10 @@ from jax.custom_derivatives import custom_vjp_primal_tree_values
 
 from bayestumor._custom_types import Array, ArrayLike, Float, Vector3, Volume
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
+from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM, gaussian_seed
 from bayestumor.imaging import Grid
 
 # Width of the initial Gaussian seed (mm): a physical size, so solutions on grids of ≤ 4 mm agree.
-DEFAULT_SEED_SIGMA_MM = 4.0
 
 # A voxel whose relative diffusivity is below this is treated as uninhabitable (CSF/background).
 _MIN_RELATIVE_DIFFUSIVITY = 1e-6
@@ -350,9 +350,7 @@ class PDEForward(AbstractForwardModel):
         gm = np.asarray(gm)
         if wm.shape != grid.shape or gm.shape != grid.shape:
             raise ValueError(f"tissue maps {wm.shape}, {gm.shape} do not match grid {grid.shape}")
-        linear = grid.affine[:3, :3]
-        gram = linear.T @ linear
-        if not np.allclose(gram, np.diag(np.diag(gram)), atol=1e-6 * np.max(np.abs(gram))):
+        if not grid.axes_orthogonal:
             raise ValueError("the grid's axes are not orthogonal; resample to an unsheared grid")
         if not 0.0 < seed_amplitude <= 1.0:
             raise ValueError(f"seed_amplitude must be in (0, 1], got {seed_amplitude}")
@@ -399,11 +397,7 @@ class PDEForward(AbstractForwardModel):
         """
         seed_mm = jnp.asarray(seed_mm, self.world_to_voxel.dtype)
         centre = self.world_to_voxel[:3, :3] @ seed_mm + self.world_to_voxel[:3, 3]
-        profiles = []
-        for axis, (n, h) in enumerate(zip(self.grid.shape, self.spacing_mm, strict=True)):
-            offset_mm = (jnp.arange(n, dtype=centre.dtype) - centre[axis]) * h
-            profiles.append(jnp.exp(-0.5 * jnp.square(offset_mm / self.seed_sigma_mm)))
-        blob = profiles[0][:, None, None] * profiles[1][None, :, None] * profiles[2][None, None, :]
+        blob = gaussian_seed(centre, self.grid.shape, self.spacing_mm, self.seed_sigma_mm)
         return self.seed_amplitude * blob * self.habitable
 
     def nan_on_failure(self) -> PDEForward:

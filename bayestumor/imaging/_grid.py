@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
+from jaxtyping import Float
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,16 +38,24 @@ class Grid:
         return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
 
     @property
+    def axes_orthogonal(self) -> bool:
+        """True when the voxel axes are orthogonal in world space (no shear), as in any NIfTI
+        written by common tools; finite-volume solvers and separable seeds need this."""
+        linear = self.affine[:3, :3]
+        gram = linear.T @ linear
+        return bool(np.allclose(gram, np.diag(np.diag(gram)), atol=1e-6 * np.max(np.abs(gram))))
+
+    @property
     def voxel_volume_ml(self) -> float:
         """Volume of one voxel in millilitres (1 ml = 1000 mm³)."""
         return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
 
-    def voxel_to_world(self, ijk: np.ndarray) -> np.ndarray:
+    def voxel_to_world(self, ijk: npt.ArrayLike) -> Float[np.ndarray, "*batch 3"]:
         """Map voxel indices (..., 3) to world coordinates (..., 3) in mm."""
         ijk = np.asarray(ijk, dtype=np.float64)
         return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
 
-    def world_to_voxel(self, xyz_mm: np.ndarray) -> np.ndarray:
+    def world_to_voxel(self, xyz_mm: npt.ArrayLike) -> Float[np.ndarray, "*batch 3"]:
         """Map world coordinates (..., 3) in mm to continuous voxel indices (..., 3)."""
         inverse = np.linalg.inv(self.affine)
         xyz_mm = np.asarray(xyz_mm, dtype=np.float64)

@@ -5,11 +5,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from bayestumor.imaging import Anatomy, Grid, Patient
 from bayestumor.posterior import PosteriorMaps
@@ -61,9 +58,9 @@ def plot_density_slices(
             ("predicted FLAIR prob.", maps.predicted["flair_probability"], "cividis", (0, 1))
         )
     observations = roi.observations
-    figure, axes = plt.subplots(
-        3, len(panels), figsize=(2.6 * len(panels), 7.5), squeeze=False, layout="constrained"
-    )
+    # Figure, not pyplot: no global state, and the user's matplotlib backend is left alone.
+    figure = Figure(figsize=(2.6 * len(panels), 7.5), layout="constrained")
+    axes = figure.subplots(3, len(panels), squeeze=False)
     for column, (label, volume, cmap, (vmin, vmax)) in enumerate(panels):
         for row, image in enumerate(_slices(np.asarray(volume), index)):
             ax = axes[row, column]
@@ -90,7 +87,6 @@ def plot_density_slices(
     path = Path(path)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
     return path
 
 
@@ -101,6 +97,7 @@ def plot_trace(datatree, path: str | Path, var_names: list[str] | None = None) -
     posterior with a constant parameter: a figure must never stop a calibration.
     """
     import arviz as az
+    import matplotlib.pyplot as plt  # ArviZ draws through pyplot
 
     path = Path(path)
     try:
@@ -126,7 +123,8 @@ def plot_simulation_slices(
     centre = _voxel_index(anatomy.grid, center_mm)
     tissue = anatomy.wm + 0.5 * anatomy.gm
     spacing = anatomy.grid.spacing_mm
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), constrained_layout=True)
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    axes = fig.subplots(1, 3)
     names = ("sagittal (i)", "coronal (j)", "axial (k)")
     for axis, ax in enumerate(axes):
         take = [slice(None)] * 3
@@ -151,5 +149,4 @@ def plot_simulation_slices(
     fig.colorbar(image, ax=axes, shrink=0.8, label="tumour-cell density u")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
     return Path(path)

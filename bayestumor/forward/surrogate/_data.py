@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -47,8 +46,9 @@ from scipy import ndimage
 
 from bayestumor.forward._base import GrowthParams
 from bayestumor.forward._pde import PDEForward
+from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM, gaussian_seed
 from bayestumor.imaging import Anatomy, Grid, average_to_rescaled, load_mni152, make_phantom
-from bayestumor.utils import atomic_path
+from bayestumor.utils import atomic_path, sha256_file
 
 SPACING_MM = 4.0
 BOX_VOXELS = 32
@@ -57,7 +57,7 @@ MU_RHO_RANGE = (1.0, 8.0)
 JITTER_VOXELS = 3
 DEFORMATION_SD_VOXELS = 1.0
 HELD_OUT_Y_MM = (-30.0, -10.0)
-SEED_SIGMA_MM = 4.0
+SEED_SIGMA_MM = DEFAULT_SEED_SIGMA_MM
 # Gershgorin bound 2·Σ_faces k/h² with k ≤ 1 on 6 faces at h = 4 mm: one static value for all
 # boxes, so every solve shares one compiled program (it only ever adds steps).
 LAMBDA_BOUND_PER_MM2 = 12.0 / SPACING_MM**2
@@ -98,19 +98,15 @@ def canonical_grid(shape: tuple[int, int, int] = (BOX_VOXELS,) * 3) -> Grid:
 def seed_blob(
     seed_voxel: jax.Array, habitable: jax.Array, spacing_mm: float = SPACING_MM
 ) -> jax.Array:
-    """The PDE's initial condition on a box: Gaussian of `SEED_SIGMA_MM` at the seed, × habitable.
+    """The PDE's initial condition on a box (`gaussian_seed` of `SEED_SIGMA_MM`) × habitable.
 
     Args:
         seed_voxel: continuous seed position in box voxel units (3,).
         habitable: 1 where wm + gm > 0, (x, y, z).
         spacing_mm: isotropic voxel size.
     """
-    profiles = [
-        jnp.exp(-0.5 * jnp.square((jnp.arange(n) - seed_voxel[a]) * spacing_mm / SEED_SIGMA_MM))
-        for a, n in enumerate(habitable.shape)
-    ]
-    blob = profiles[0][:, None, None] * profiles[1][None, :, None] * profiles[2][None, None, :]
-    return blob * habitable
+    spacing = (spacing_mm,) * 3
+    return gaussian_seed(seed_voxel, habitable.shape, spacing, SEED_SIGMA_MM) * habitable
 
 
 def _box_solver(wm: np.ndarray, gm: np.ndarray, max_steps: int) -> PDEForward:
@@ -264,10 +260,6 @@ def _write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def generate(config: DataConfig, directory: str | Path, *, progress: bool = True) -> Path:
     """Generate (or resume) one split under ``directory/<split>/``; returns the manifest path.
 
@@ -306,7 +298,7 @@ def generate(config: DataConfig, directory: str | Path, *, progress: bool = True
         if not (
             f"shard_{i:05d}.npz" in manifest["shards"]
             and (out / f"shard_{i:05d}.npz").exists()
-            and _sha256(out / f"shard_{i:05d}.npz")
+            and sha256_file(out / f"shard_{i:05d}.npz")
             == manifest["shards"][f"shard_{i:05d}.npz"]["sha256"]
         )
     ]
@@ -323,7 +315,7 @@ def generate(config: DataConfig, directory: str | Path, *, progress: bool = True
             np.savez(handle, **arrays)
         manifest["shards"][name] = {
             "samples": len(arrays["mu_D"]),
-            "sha256": _sha256(out / name),
+            "sha256": sha256_file(out / name),
             "seconds": round(time.perf_counter() - started, 2),
         }
         manifest["shards"] = dict(sorted(manifest["shards"].items()))
@@ -345,7 +337,7 @@ def load_split(directory: str | Path, split: str) -> dict[str, np.ndarray]:
     parts = []
     for name, entry in manifest["shards"].items():
         path = out / name
-        if _sha256(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise ValueError(f"{path} does not match its manifest checksum")
         with np.load(path) as shard:
             parts.append({key: shard[key] for key in shard.files})

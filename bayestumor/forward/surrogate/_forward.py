@@ -16,7 +16,6 @@ present, and that the weights have the shapes the hyperparameters describe.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import json
 import os
@@ -41,6 +40,7 @@ from bayestumor.forward.surrogate._data import (
 )
 from bayestumor.forward.surrogate._network import NetworkConfig, SurrogateNet, count_parameters
 from bayestumor.imaging import Anatomy, Grid, average_to_rescaled, coarsening_factors, rescaled_grid
+from bayestumor.utils import sha256_file
 
 FORMAT = "bayestumor-surrogate/1"
 DEFAULT_MODEL = "fk-mni152-4mm-v1"
@@ -204,9 +204,7 @@ def _build(
     name: str,
 ) -> SurrogateForward:
     roi = anatomy.grid
-    linear = roi.affine[:3, :3]
-    gram = linear.T @ linear
-    if not np.allclose(gram, np.diag(np.diag(gram)), atol=1e-6 * np.max(np.abs(gram))):
+    if not roi.axes_orthogonal:
         raise ValueError("the grid's axes are not orthogonal; resample to an unsheared grid")
     factors = coarsening_factors(roi, SPACING_MM)
     native = all(abs(f - 1.0) < 1e-4 for f in factors)
@@ -238,15 +236,11 @@ def _build(
     )
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_checksums(directory: str | Path) -> Path:
     """(Re)write ``SHA256SUMS`` over every other file in a model folder."""
     directory = Path(directory)
     lines = [
-        f"{_sha256(path)}  {path.name}"
+        f"{sha256_file(path)}  {path.name}"
         for path in sorted(directory.iterdir())
         if path.is_file() and path.name != CHECKSUM_FILE
     ]
@@ -298,7 +292,7 @@ def verify_model_dir(directory: str | Path) -> dict:
             raise SurrogateModelError(f"{path.name} is not covered by {CHECKSUM_FILE}")
     for name, digest in listed.items():
         path = directory / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             raise SurrogateModelError(f"checksum mismatch for {path}")
     card = (directory / CARD_FILE).read_text()
     missing = [section for section in CARD_SECTIONS if section not in card]
