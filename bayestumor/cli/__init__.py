@@ -56,5 +56,3 @@ def main(argv: list[str] | None = None) -> int:
     except BayesTumorError as error:
         print(f"bayestumor: error: {error}", file=sys.stderr)
         return 2
-
-
