@@ -6,6 +6,7 @@ command line, the configuration and the cohort runner find it by name in `SAMPLE
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -156,9 +157,7 @@ def run_inference(
     """
     if sampler not in _REGISTRY:
         raise InputError(f"unknown sampler {sampler!r}; choose one of {tuple(_REGISTRY)}")
-    options = SamplerOptions(**settings) if options is None else options
-    if settings and options is not None:
-        options = SamplerOptions(**{**options.__dict__, **settings})
+    options = dataclasses.replace(options or SamplerOptions(), **settings)
     key_sample, key_predict = jax.random.split(key)
     run = _REGISTRY[sampler](problem, key_sample, options)
     return build_result(problem, run, key_predict)
