@@ -5,9 +5,10 @@ demo:
 	bash scripts/bootstrap
 	.venv/bin/bayestumor demo --out demo-output
 
-test:
-	bash scripts/bootstrap
-	.venv/bin/python -m pytest -n 2 --durations=15
+# Lint first, then the tests on two workers; loadscope keeps each module (and its module-scoped
+# fixtures, e.g. one calibration shared by several tests) on one worker, computed once.
+test: lint
+	.venv/bin/python -m pytest -n 2 --dist loadscope --durations=15
 
 lint:
 	bash scripts/bootstrap

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage, sparse
 
 from bayestumor.imaging._grid import Grid
@@ -176,7 +177,9 @@ def _axis_operator(n_old: int, factor: float) -> sparse.csr_array:
     return sparse.csr_array((weights, (rows, cols)), shape=(n_new, n_old))
 
 
-def crop_grid(grid: Grid, start: np.ndarray, stop: np.ndarray) -> tuple[tuple[slice, ...], Grid]:
+def crop_grid(
+    grid: Grid, start: npt.ArrayLike, stop: npt.ArrayLike
+) -> tuple[tuple[slice, ...], Grid]:
     """The sub-grid of voxels ``start <= index < stop`` (per axis) and the slices selecting it.
 
     The crop's affine is the original one shifted by whole voxels, so `to_original_space` maps

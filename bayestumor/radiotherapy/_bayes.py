@@ -85,7 +85,7 @@ class BayesResult(eqx.Module):
     grid_days: Float[Array, " grid"]
     curve_quantiles: Float[Array, "3 grid"]
     predictive_quantiles: Float[Array, "3 grid"]
-    diagnostics: dict[str, float] = eqx.field(static=True)
+    diagnostics: dict[str, int | float] = eqx.field(static=True)
 
 
 def bayes_bands(

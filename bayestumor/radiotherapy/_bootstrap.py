@@ -19,6 +19,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Key, UInt32
 from tqdm.auto import tqdm
 
 from bayestumor._custom_types import Array, Bool, Float, Int, PRNGKeyArray
@@ -174,7 +175,7 @@ def _bootstrap_one(
 
 @partial(jax.jit, static_argnames=("fit_config", "config"))
 def _bootstrap_arrays(
-    keys: PRNGKeyArray,
+    keys: Key[Array, " series"] | UInt32[Array, "series _"],  # one (typed or raw) key per series
     value: Array,
     time_days: Array,
     mask: Array,

@@ -26,7 +26,9 @@ class Series:
     name: str
     time_days: np.ndarray
     value: np.ndarray
-    t_rt_days: float
+    # None (no RT start in the data) is accepted here and rejected by validation with a
+    # message; after construction it is always a float.
+    t_rt_days: float | None
     source: Path | None = None
 
     def __post_init__(self) -> None:

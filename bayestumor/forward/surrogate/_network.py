@@ -38,7 +38,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from bayestumor._custom_types import Array, Float, PRNGKeyArray
+from bayestumor._custom_types import Array, ArrayLike, Float, PRNGKeyArray
 
 N_INPUT_CHANNELS = 4
 """wm, gm, csf, seed blob."""
@@ -90,7 +90,9 @@ def space_to_depth(x: Float[Array, "*b x y z c"]) -> Float[Array, "*b x/2 y/2 z/
     return x.transpose(order).reshape(*batch, nx // 2, ny // 2, nz // 2, 8 * c)
 
 
-def depth_to_space(x: Float[Array, "*b x y z 8*c"]) -> Float[Array, "*b 2*x 2*y 2*z c"]:
+# The argument names its channel axis `c8` (8 × output channels): jaxtyping can evaluate a
+# symbolic axis such as "8*c" only once the axes it names are bound, so not in the argument.
+def depth_to_space(x: Float[Array, "*b x y z c8"]) -> Float[Array, "*b 2*x 2*y 2*z c8//8"]:
     """Inverse of `space_to_depth`."""
     *batch, nx, ny, nz, c8 = x.shape
     c = c8 // 8
@@ -107,7 +109,7 @@ def upsample(x: Float[Array, "*b x y z c"]) -> Float[Array, "*b 2*x 2*y 2*z c"]:
     return x
 
 
-def _blur3(x: Float[Array, "*b x y z c"]) -> Array:
+def _blur3(x: Float[ArrayLike, "*b x y z c"]) -> Float[Array, "*b x y z c"]:
     """Separable [1, 2, 1] / 4 smoothing along the three spatial axes, zero padding."""
     *batch, nx, ny, nz, _ = x.shape
     g = jnp.pad(x, [(0, 0)] * len(batch) + [(1, 1), (1, 1), (1, 1), (0, 0)])
@@ -123,7 +125,7 @@ def _blur3(x: Float[Array, "*b x y z c"]) -> Array:
 
 
 @jax.custom_vjp
-def blur(x: Float[Array, "*b x y z c"]) -> Float[Array, "*b x y z c"]:
+def blur(x: Float[ArrayLike, "*b x y z c"]) -> Float[Array, "*b x y z c"]:
     """Fixed 3×3×3 binomial smoothing of every channel (zero padding at the region's faces).
 
     The network's only spatial operator. It is symmetric under the cube's flips and axis
