@@ -5,7 +5,7 @@ package), including imports inside functions and ``if TYPE_CHECKING:`` blocks, a
 (``importlib.import_module("bayestumor.x")``, ``pytest.importorskip(...)``). Layers, bottom to top;
 a module may import only its own layer or a lower one:
 
-0. ``errors``, ``_custom_types``, ``utils``
+0. ``errors``, ``_custom_types``, ``utils``, ``config``
 1. ``imaging``
 2. ``forward`` (with ``forward.surrogate``)
 3. ``model``
@@ -39,6 +39,7 @@ PACKAGE = "bayestumor"
 
 # Subpackage (first name below ``bayestumor``) -> layer.
 LAYERS: dict[str, int] = {
+    "config": 0,  # plain-data configuration (priors, calibration options): pure Python
     "errors": 0,
     "_custom_types": 0,
     "utils": 0,
@@ -204,13 +205,16 @@ def collect_imports(source: Source, known_modules: frozenset[str]) -> list[Edge]
         elif isinstance(node, ast.ImportFrom):
             base = _resolve_relative(source, node.level, node.module) if node.level else node.module
             assert base is not None
+            targets = []  # one edge per module the statement imports, in order
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 if submodule in known_modules:
-                    add(node, submodule)
                     aliases[alias.asname or alias.name] = submodule
-                else:
-                    add(node, base)
+                target = submodule if submodule in known_modules else base
+                if target not in targets:
+                    targets.append(target)
+            for target in targets:
+                add(node, target)
         elif isinstance(node, ast.Call) and node.args:
             function = _dotted(node.func)
             argument = node.args[0]
@@ -343,6 +347,7 @@ def check(package_sources: list[Source], client_sources: list[Source]) -> Report
     graph: dict[str, dict[str, list[Edge]]] = {unit: {} for unit in units.values()}
     upward: list[str] = []
     private: list[str] = []
+    unlayered: dict[str, list[Edge]] = {}  # subpackage without a layer -> imports involving it
 
     for source in package_sources:
         for edge in collect_imports(source, known):
@@ -367,8 +372,7 @@ def check(package_sources: list[Source], client_sources: list[Source]) -> Report
             graph[importer_unit].setdefault(target_unit, []).append(edge)
             own, other = layer_of(importer_unit), layer_of(target_unit)
             if own is None or other is None:
-                missing = importer_unit if own is None else target_unit
-                upward.append(f"{edge.where()}  [{missing} has no layer in LAYERS]")
+                unlayered.setdefault(importer_unit if own is None else target_unit, []).append(edge)
             elif other > own:
                 upward.append(
                     f"{edge.where()}  [upward: {importer_unit} (layer {own}) imports "
@@ -380,6 +384,11 @@ def check(package_sources: list[Source], client_sources: list[Source]) -> Report
                     f"{edge.where()}  [{importer_unit} may import layers {allowed} only, "
                     f"not {target_unit} (layer {other})]"
                 )
+
+    for unit, edges in unlayered.items():
+        upward.append(
+            f"{edges[0].where()}  [{unit} has no layer in LAYERS; {len(edges)} import(s) involve it]"
+        )
 
     for source in client_sources:
         for edge in collect_imports(source, known):
@@ -507,6 +516,12 @@ def test_checker_reports_each_kind_of_violation():
         # Radiotherapy is independent: layer 0 only.
         fake("bayestumor.radiotherapy", "from bayestumor.imaging import Grid\n", True),
         fake("bayestumor.cli", "import bayestumor.workflows\n", True),
+        # A subpackage missing from LAYERS is reported once, however often it imports.
+        fake(
+            "bayestumor.newpkg",
+            "from bayestumor.errors import A, B\nimport bayestumor.errors\n",
+            True,
+        ),
     ]
     clients = [
         fake("tests.test_x", "import bayestumor._custom_types\nimport bayestumor.errors\n"),
@@ -516,7 +531,8 @@ def test_checker_reports_each_kind_of_violation():
     report = check(package, clients)
     text = "\n".join(report.violations)
 
-    assert len(report.upward) == 3, report.upward
+    assert len(report.upward) == 4, report.upward
+    assert "newpkg has no layer in LAYERS; 2 import(s) involve it" in text
     assert "bayestumor/forward/_pde.py:2: from bayestumor.model import Priors" in text
     assert "upward: forward (layer 2) imports model (layer 3)" in text
     assert "upward: model (layer 3) imports inference (layer 4)" in text
@@ -536,7 +552,7 @@ def test_checker_reports_each_kind_of_violation():
     # (relative or absolute, from a nested subpackage too), tests importing bayestumor.errors.
     assert "bayestumor/__init__.py" not in text
     assert "forward/surrogate" not in text
-    assert "bayestumor.errors" not in text
+    assert "tests/test_x.py:2" not in text
 
     assert find_cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c", "a"]]
     assert find_cycles({"a": ["b"], "b": []}) == []
