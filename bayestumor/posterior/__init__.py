@@ -6,3 +6,26 @@ from bayestumor.posterior._maps import DEFAULT_QUANTILES as DEFAULT_QUANTILES
 from bayestumor.posterior._maps import PosteriorMaps as PosteriorMaps
 from bayestumor.posterior._maps import posterior_maps as posterior_maps
 from bayestumor.posterior._maps import write_posterior_maps as write_posterior_maps
+from bayestumor.posterior._plans import BRATS2021_LABELS as BRATS2021_LABELS
+from bayestumor.posterior._plans import PREDICTGBM_LABELS as PREDICTGBM_LABELS
+from bayestumor.posterior._plans import (
+    PREDICTGBM_RECURRENCE_LABELS as PREDICTGBM_RECURRENCE_LABELS,
+)
+from bayestumor.posterior._plans import STANDARD_MARGIN_MM as STANDARD_MARGIN_MM
+from bayestumor.posterior._plans import TUMOUR_ROLES as TUMOUR_ROLES
+from bayestumor.posterior._plans import CoverageCurve as CoverageCurve
+from bayestumor.posterior._plans import PlanEvaluation as PlanEvaluation
+from bayestumor.posterior._plans import TumourLabels as TumourLabels
+from bayestumor.posterior._plans import TumourMasks as TumourMasks
+from bayestumor.posterior._plans import describe_labels as describe_labels
+from bayestumor.posterior._plans import distance_to_mask_mm as distance_to_mask_mm
+from bayestumor.posterior._plans import evaluate_plans as evaluate_plans
+from bayestumor.posterior._plans import less_tissue as less_tissue
+from bayestumor.posterior._plans import margin_coverage_curve as margin_coverage_curve
+from bayestumor.posterior._plans import missed_voxels as missed_voxels
+from bayestumor.posterior._plans import plan_ranking as plan_ranking
+from bayestumor.posterior._plans import recurrence_coverage as recurrence_coverage
+from bayestumor.posterior._plans import standard_plan as standard_plan
+from bayestumor.posterior._plans import top_k_coverage_curve as top_k_coverage_curve
+from bayestumor.posterior._plans import top_k_plan as top_k_plan
+from bayestumor.posterior._plans import tumour_masks as tumour_masks
