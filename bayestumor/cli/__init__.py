@@ -16,6 +16,7 @@ from bayestumor.cli import (
     _calibrate,
     _cohort,
     _demo,
+    _evaluate,
     _radiotherapy,
     _report,
     _simulate,
@@ -30,7 +31,7 @@ from bayestumor.utils import use_cpu_cores_for_chains
 _SAMPLING_COMMANDS = frozenset({"calibrate", "demo"})
 
 # In the order --help shows them.
-_COMMANDS = (_simulate, _calibrate, _demo, _report, _surrogate, _cohort, _radiotherapy)
+_COMMANDS = (_simulate, _calibrate, _demo, _report, _surrogate, _cohort, _radiotherapy, _evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,16 @@ from bayestumor.config import CalibrationConfig as CalibrationConfig
 from bayestumor.workflows._calibrate import calibrate_patient as calibrate_patient
 from bayestumor.workflows._calibrate import check_against_pde as check_against_pde
 from bayestumor.workflows._calibrate import sample_patient as sample_patient
+from bayestumor.workflows._evaluate import EvaluationInputs as EvaluationInputs
+from bayestumor.workflows._evaluate import EvaluationResult as EvaluationResult
+from bayestumor.workflows._evaluate import curve_table as curve_table
+from bayestumor.workflows._evaluate import evaluate_directory as evaluate_directory
+from bayestumor.workflows._evaluate import evaluate_patient as evaluate_patient
+from bayestumor.workflows._evaluate import evaluation_table as evaluation_table
+from bayestumor.workflows._evaluate import find_evaluation_inputs as find_evaluation_inputs
+from bayestumor.workflows._evaluate import format_evaluation as format_evaluation
+from bayestumor.workflows._evaluate import is_patient_directory as is_patient_directory
+from bayestumor.workflows._evaluate import plot_coverage as plot_coverage
 from bayestumor.workflows._plots import plot_density_slices as plot_density_slices
 from bayestumor.workflows._plots import plot_simulation_slices as plot_simulation_slices
 from bayestumor.workflows._plots import plot_trace as plot_trace

@@ -51,7 +51,16 @@ def test_import_bayestumor_is_light_and_leaves_matplotlib_alone():
 def test_every_command_is_registered_with_help():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert set(commands) == {"simulate", "calibrate", "demo", "report", "surrogate", "cohort", "rt"}
+    assert set(commands) == {
+        "simulate",
+        "calibrate",
+        "demo",
+        "report",
+        "surrogate",
+        "cohort",
+        "rt",
+        "evaluate",
+    }
     for name, command in commands.items():
         assert command.format_help().startswith(f"usage: bayestumor {name}"), name
 
