@@ -25,6 +25,14 @@ SMC_KERNELS = ("rmh", "hmc")
 BUILTIN_SAMPLERS = ("nuts", "blackjax-nuts", "smc")
 """Samplers registered by `bayestumor.inference` (NumPyro NUTS, BlackJAX NUTS, BlackJAX SMC)."""
 FORWARD_KINDS = ("pde", "surrogate")
+TUMOUR_LABEL_CONVENTIONS = ("auto", "brats2021", "brats2023", "gliodil")
+"""How a tumour label map is read: BraTS ≤ 2021 (1 necrotic, 2 oedema, 4 enhancing), BraTS 2023
+(1, 2, 3 enhancing), GliODIL / BraTS-toolkit (1 necrotic, 3 oedema, 4 enhancing), or ``auto``
+(detected only when unambiguous; `bayestumor.imaging.load_patient`)."""
+PET_NORMALISATIONS = ("none", "max", "percentile", "tbr")
+"""How PET uptake is mapped to [0, 1] when a patient is loaded: ``none`` (already normalised),
+``max``, ``percentile`` (99th percentile of lesion uptake), ``tbr`` (tumour-to-background ratio);
+`bayestumor.imaging.load_patient` defines each."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,11 @@ class CalibrationConfig:
             weight ESS and the PDE-corrected means (`check_against_pde`); 0 skips the check.
         progress: progress bars and printed diagnostics.
         plots: write PNG figures.
+        labels: how a tumour label map (``tumorseg``/``seg``) is read, one of
+            `TUMOUR_LABEL_CONVENTIONS`: ``"auto"``, ``"brats2021"``, ``"brats2023"``,
+            ``"gliodil"`` (`bayestumor.imaging.load_patient`).
+        pet_normalise: how PET uptake is normalised on loading, one of `PET_NORMALISATIONS`:
+            ``"none"`` (the file is normalised already), ``"max"``, ``"percentile"``, ``"tbr"``.
     """
 
     forward: str = "pde"
@@ -77,8 +90,19 @@ class CalibrationConfig:
     pde_check_draws: int = 200
     progress: bool = True
     plots: bool = True
+    labels: str = "auto"
+    pet_normalise: str = "none"
 
     def __post_init__(self):
+        if self.labels not in TUMOUR_LABEL_CONVENTIONS:
+            raise InputError(
+                f"unknown tumour label convention {self.labels!r}; "
+                f"choose from {TUMOUR_LABEL_CONVENTIONS}"
+            )
+        if self.pet_normalise not in PET_NORMALISATIONS:
+            raise InputError(
+                f"unknown PET normalisation {self.pet_normalise!r}; choose from {PET_NORMALISATIONS}"
+            )
         if self.forward not in FORWARD_KINDS:
             raise InputError(f"unknown forward model {self.forward!r}; choose from {FORWARD_KINDS}")
         if self.smc_kernel not in SMC_KERNELS:
@@ -100,6 +124,11 @@ class CalibrationConfig:
     def replace(self, **changes: Any) -> CalibrationConfig:
         """A copy with some options changed."""
         return dataclasses.replace(self, **changes)
+
+    def load_options(self) -> dict[str, str]:
+        """The options of `bayestumor.imaging.load_patient` (``labels``, ``pet_normalise``), as
+        keywords: how a patient directory is read under this configuration."""
+        return {"labels": self.labels, "pet_normalise": self.pet_normalise}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (priors nested)."""
