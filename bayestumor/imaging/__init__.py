@@ -17,6 +17,11 @@ from bayestumor.imaging._patient import SEGMENTATION_THRESHOLD as SEGMENTATION_T
 from bayestumor.imaging._patient import Anatomy as Anatomy
 from bayestumor.imaging._patient import Observations as Observations
 from bayestumor.imaging._patient import Patient as Patient
+from bayestumor.imaging._patient_io import LABEL_CONVENTIONS as LABEL_CONVENTIONS
+from bayestumor.imaging._patient_io import PET_PERCENTILE as PET_PERCENTILE
+from bayestumor.imaging._patient_io import PET_TOLERATED_RANGE as PET_TOLERATED_RANGE
+from bayestumor.imaging._patient_io import TBR_BACKGROUND_MARGIN_MM as TBR_BACKGROUND_MARGIN_MM
+from bayestumor.imaging._patient_io import TBR_TUMOUR_THRESHOLD as TBR_TUMOUR_THRESHOLD
 from bayestumor.imaging._patient_io import load_patient as load_patient
 from bayestumor.imaging._patient_io import save_patient as save_patient
 from bayestumor.imaging._resample import average_to_rescaled as average_to_rescaled

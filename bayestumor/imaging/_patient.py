@@ -170,7 +170,9 @@ class Observations:
         it was (overlap fraction when coarsening, linear interpolation of the 0/1 mask when
         refining); a non-empty segmentation never becomes empty — if no voxel reaches half,
         the voxels with the largest fraction are kept. PET: overlap average when coarsening,
-        linear interpolation when refining.
+        linear interpolation when refining; neither leaves the range of the values (normalised
+        PET may lie slightly outside [0, 1], see `load_patient`), and values within [0, 1]
+        stay there (rounding is clipped).
         """
         factors = coarsening_factors(self.grid, spacing_mm)
         if factors == (1.0, 1.0, 1.0):
@@ -189,7 +191,7 @@ class Observations:
             grid=rescaled_grid(self.grid, factors),
             t1c=segmentation(self.t1c),
             flair=segmentation(self.flair),
-            pet=None if self.pet is None else np.clip(average_to_rescaled(self.pet, factors), 0, 1),
+            pet=None if self.pet is None else _resampled_pet(self.pet, factors),
         )
 
     def _cropped(self, slices: tuple[slice, ...], grid: Grid) -> Observations:
@@ -201,6 +203,13 @@ class Observations:
         )
 
 
+def _resampled_pet(pet: np.ndarray, factors: tuple[float, float, float]) -> np.ndarray:
+    """PET on the rescaled grid, clipped to [0, 1] widened to the input's own range: averages
+    and linear interpolation cannot leave that range except by rounding."""
+    low, high = min(0.0, float(pet.min())), max(1.0, float(pet.max()))
+    return np.clip(average_to_rescaled(pet, factors), low, high)
+
+
 @dataclass(frozen=True, eq=False)
 class Patient:
     """One patient: anatomy and tumour observations on a shared grid.
@@ -210,12 +219,16 @@ class Patient:
         observations: tumour segmentations and optional PET.
         name: identifier used in outputs (the directory name for `load_patient`).
         source: the directory the patient was read from, or None.
+        notes: what `load_patient` assumed or changed while reading (the label convention
+            used, a missing CSF map taken as zero, a brain mask applied, how PET was
+            normalised), one sentence each, for reports; kept by resampling and cropping.
     """
 
     anatomy: Anatomy
     observations: Observations
     name: str
     source: Path | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.anatomy.grid != self.observations.grid:
@@ -250,6 +263,7 @@ class Patient:
             observations=self.observations.resampled(spacing_mm),
             name=self.name,
             source=self.source,
+            notes=self.notes,
         )
 
     def cropped(self, margin_mm: float, center_mm: np.ndarray | None = None) -> Patient:
@@ -292,4 +306,5 @@ class Patient:
             observations=self.observations._cropped(slices, grid),
             name=self.name,
             source=self.source,
+            notes=self.notes,
         )
