@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bayestumor.config import CalibrationConfig
+from bayestumor.config import PET_NORMALISATIONS, TUMOUR_LABEL_CONVENTIONS, CalibrationConfig
 from bayestumor.errors import InputError
 
 
@@ -114,7 +114,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="calibrate the growth model to one patient directory",
         description=(
             "Sample the posterior of the Fisher-Kolmogorov growth and imaging parameters given "
-            "PATIENT_DIR (wm, gm, csf, t1c, flair[, pet] NIfTI) and write posterior.nc, "
+            "PATIENT_DIR (wm, gm[, csf], t1c, flair or a tumour label map[, pet, brain_mask] "
+            "NIfTI) and write posterior.nc, "
             "summary.json, diagnostics.json, maps/*.nii.gz (original space) and figures/. "
             "Exit code 3: the sampler's diagnostics failed."
         ),
@@ -126,8 +127,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="JSON file of CalibrationConfig options (e.g. a previous run's config.json, with "
         "priors); command-line options given explicitly override it",
     )
+    add_input_options(calibrate)
     add_sampling_options(calibrate, CalibrationConfig())
     calibrate.set_defaults(func=run)
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """How the patient directory is read (``calibrate`` only: the demo simulates its patient).
+
+    Defaults are None, meaning "not given": then the ``--config`` file's value, else the
+    `CalibrationConfig` default, applies (`input_options_from`).
+    """
+    defaults = CalibrationConfig()
+    parser.add_argument(
+        "--labels",
+        choices=TUMOUR_LABEL_CONVENTIONS,
+        default=None,
+        help="tumour label map convention: brats2021 (1 necrotic, 2 oedema, 4 enhancing), "
+        "brats2023 (1, 2 oedema, 3 enhancing), gliodil (1, 3 oedema, 4 enhancing); auto detects "
+        f"it only when unambiguous (default: {defaults.labels})",
+    )
+    parser.add_argument(
+        "--pet-normalise",
+        choices=PET_NORMALISATIONS,
+        default=None,
+        help="PET normalisation to [0, 1]: none (already normalised), max (maximum in brain "
+        "and lesion), percentile (99th percentile in the lesion), tbr (tumour-to-background "
+        "ratio against the brain 10 mm beyond the lesion, (TBR-1)/(TBR_peak-1) clipped) "
+        f"(default: {defaults.pet_normalise})",
+    )
+
+
+def input_options_from(args: argparse.Namespace, base):
+    """`base` (a `CalibrationConfig`) with the input options given on the command line."""
+    changes = {
+        field: value
+        for field, value in (("labels", args.labels), ("pet_normalise", args.pet_normalise))
+        if value is not None
+    }
+    return base.replace(**changes)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         for name, value in vars(defaults).items():
             if getattr(args, name, None) == value:
                 setattr(args, name, _from_config(base, name, value))
-    config = config_from(args, base)
+    config = config_from(args, input_options_from(args, base))
     result = calibrate_patient(args.patient_dir, args.out, config)
     print(f"wrote {result.out_dir}")
     return 0 if result.summary["diagnostics"]["passed"] else 3

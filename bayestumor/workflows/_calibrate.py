@@ -82,7 +82,9 @@ def sample_patient(
     """
     config = config or CalibrationConfig()
     patient = (
-        patient_or_dir if isinstance(patient_or_dir, Patient) else load_patient(patient_or_dir)
+        patient_or_dir
+        if isinstance(patient_or_dir, Patient)
+        else load_patient(patient_or_dir, **config.load_options())
     )
     validate_patient(patient)
     roi = region_of_interest(patient, config)

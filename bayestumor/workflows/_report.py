@@ -289,6 +289,7 @@ def _render(report: _Report, directory: Path, started: float) -> tuple[Posterior
         "ctv_at_roi_edge": maps.ctv_at_roi_edge,
         "flair_ml": volumes.get("flair"),
         "t1c_ml": volumes.get("t1c"),
+        "input_notes": list(report.roi.notes),
         "pde_check": report.pde_check,
         "runtime_s": None,
     }
