@@ -13,7 +13,7 @@ import numpy as np
 from bayestumor.config import CalibrationConfig
 from bayestumor.errors import InputError
 from bayestumor.forward import AbstractForwardModel, FixedStep, PDEForward
-from bayestumor.imaging import Grid, Patient
+from bayestumor.imaging import PET_TOLERATED_RANGE, Grid, Patient
 from bayestumor.inference import InferenceResult, Refinement
 from bayestumor.model import CalibrationProblem, model_data_from_patient
 
@@ -47,7 +47,8 @@ def validate_patient(patient: Patient) -> None:
     """Reject observations the model cannot use, with an `InputError` naming the problem.
 
     Checks: at least one segmentation with a tumour voxel inside the brain; PET (if given)
-    finite and within [0, 1].
+    finite and normalised: within [0, 1], or within `PET_TOLERATED_RANGE` (the Gaussian PET
+    likelihood predicts values a little outside [0, 1]; `load_patient` warns about them).
     """
     observations = patient.observations
     source = patient.source
@@ -62,9 +63,12 @@ def validate_patient(patient: Patient) -> None:
     if pet is not None:
         if not np.all(np.isfinite(pet)):
             raise InputError("PET contains NaN or infinite values", source)
-        if pet.min() < 0.0 or pet.max() > 1.0:
+        low, high = PET_TOLERATED_RANGE
+        if pet.min() < low - 1e-4 or pet.max() > high + 1e-4:
             raise InputError(
-                f"PET must be normalised to [0, 1], found [{pet.min():g}, {pet.max():g}]", source
+                f"PET must be normalised to [0, 1] (values in [{low:g}, {high:g}] are tolerated), "
+                f"found [{pet.min():g}, {pet.max():g}]; see --pet-normalise",
+                source,
             )
 
 

@@ -233,7 +233,7 @@ def _poke(role, value):
 _TISSUE_ONLY = ("wm", "gm", "csf")
 BAD_PATIENTS = {
     # case: (change of the good volumes, file named in the message, phrase in the message)
-    "missing csf": (_drop("csf"), "p", "missing tissue map.*csf"),
+    "missing gm": (_drop("gm"), "p", "missing tissue map.*gm"),
     "no tumour file": (
         lambda v, g: {k: v[k] for k in _TISSUE_ONLY},
         "p",
