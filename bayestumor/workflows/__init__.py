@@ -13,6 +13,7 @@ from bayestumor.workflows._calibrate import check_against_pde as check_against_p
 from bayestumor.workflows._calibrate import sample_patient as sample_patient
 from bayestumor.workflows._evaluate import EvaluationInputs as EvaluationInputs
 from bayestumor.workflows._evaluate import EvaluationResult as EvaluationResult
+from bayestumor.workflows._evaluate import PatientEvaluation as PatientEvaluation
 from bayestumor.workflows._evaluate import curve_table as curve_table
 from bayestumor.workflows._evaluate import evaluate_directory as evaluate_directory
 from bayestumor.workflows._evaluate import evaluate_patient as evaluate_patient

@@ -51,6 +51,7 @@ from bayestumor.imaging import NIFTI_SUFFIXES, Grid, load_nifti, save_nifti
 from bayestumor.posterior import (
     BRATS2021_LABELS,
     STANDARD_MARGIN_MM,
+    CoverageCurve,
     PlanEvaluation,
     TumourLabels,
     describe_labels,
@@ -95,6 +96,19 @@ class EvaluationInputs(NamedTuple):
     brain_mask: Path
 
 
+class PatientEvaluation(NamedTuple):
+    """What `evaluate_directory` keeps of a patient's `bayestumor.posterior.PlanEvaluation`:
+    its inputs, metrics and coverage curves (the plans themselves go to disk)."""
+
+    inputs: EvaluationInputs
+    metrics: dict[str, float | int | str]
+    curves: dict[str, CoverageCurve]
+
+
+Scored = PlanEvaluation | PatientEvaluation
+"""Anything with ``metrics`` and ``curves`` by patient: tables and plots take either."""
+
+
 @dataclass(frozen=True, eq=False)
 class EvaluationResult:
     """Outcome of `evaluate_directory`.
@@ -103,14 +117,14 @@ class EvaluationResult:
         out_dir: the output directory.
         table: one row per patient (``evaluation.csv``).
         summary: what ``summary.json`` holds.
-        evaluations: `PlanEvaluation` by patient, for those evaluated.
+        evaluations: `PatientEvaluation` by patient, for those evaluated.
         failed: patients whose input was refused (cohort only), with the reason.
     """
 
     out_dir: Path
     table: pd.DataFrame
     summary: dict[str, Any]
-    evaluations: dict[str, PlanEvaluation]
+    evaluations: dict[str, PatientEvaluation]
     failed: dict[str, str]
 
 
@@ -295,57 +309,54 @@ def evaluate_directory(
     if not path.is_dir():
         raise InputError("directory not found", path)
     options = {"labels": labels, "recurrence_labels": recurrence_labels, "margin_mm": margin_mm}
-    evaluations: dict[str, PlanEvaluation] = {}
-    failed: dict[str, str] = {}
-    inputs: dict[str, EvaluationInputs] = {}
-    skipped: list[str] = []
     if is_patient_directory(path):
-        layout = "patient"
-        found = find_evaluation_inputs(path, predictions_dir)
-        inputs[found.patient] = found
-        evaluations[found.patient] = evaluate_patient(found, **options)
+        layout, patient_dirs, skipped = "patient", [path], []
     else:
         layout = "cohort"
         directories = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-        patients = [d for d in directories if is_patient_directory(d)]
-        skipped = [d.name for d in directories if d not in patients]
-        if not patients:
+        patient_dirs = [d for d in directories if is_patient_directory(d)]
+        skipped = [d.name for d in directories if d not in patient_dirs]
+        if not patient_dirs:
             raise InputError(
                 "neither a patient directory (no tumorseg.nii.gz or X-tumorseg.nii.gz) nor a "
                 "cohort directory (no sub-directory holds one)",
                 path,
             )
-        for directory in patients:
+    evaluations: dict[str, PatientEvaluation] = {}
+    failed: dict[str, str] = {}
+    out_dir = Path(out_dir)
+    # Inside the temporary directory from the start: each patient's plans are written as soon
+    # as they are computed and only numbers and curves are kept (two 1 mm brain-sized masks per
+    # patient would hold gigabytes for a cohort); any error of a single patient leaves nothing.
+    with atomic_directory(out_dir) as tmp:
+        for directory in patient_dirs:
             try:
                 found = find_evaluation_inputs(directory, predictions_dir)
-                if found.patient in inputs:
+                if found.patient in evaluations:
                     raise InputError(f"a second patient named {found.patient!r}", directory)
-                evaluations[found.patient] = evaluate_patient(found, **options)
-                inputs[found.patient] = found
+                evaluation = evaluate_patient(found, **options)
             except BayesTumorError as error:
+                if layout == "patient":
+                    raise
                 failed[_unique(directory.name, failed)] = str(error)
-
-    table = evaluation_table(evaluations, failed)
-    summary = _summary(layout, path, predictions_dir, options, inputs, evaluations, failed, skipped)
-    out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+                continue
+            if plans:
+                for plan in ("standard", "model"):
+                    save_nifti(
+                        tmp / "plans" / f"{found.patient}-{plan}_plan.nii.gz",
+                        getattr(evaluation, f"{plan}_plan"),
+                        evaluation.grid,
+                    )
+            evaluations[found.patient] = PatientEvaluation(
+                found, evaluation.metrics, evaluation.curves
+            )
+        table = evaluation_table(evaluations, failed)
+        summary = _summary(layout, path, predictions_dir, options, evaluations, failed, skipped)
         table.to_csv(tmp / "evaluation.csv", index=False)
         curve_table(evaluations).to_csv(tmp / "curves.csv", index=False)
         (tmp / "summary.json").write_text(json.dumps(_json_ready(summary), indent=2))
         if evaluations:
             plot_coverage(evaluations, tmp / "coverage.png")
-        if plans:
-            for name, evaluation in evaluations.items():
-                save_nifti(
-                    tmp / "plans" / f"{name}-standard_plan.nii.gz",
-                    evaluation.standard_plan,
-                    evaluation.grid,
-                )
-                save_nifti(
-                    tmp / "plans" / f"{name}-model_plan.nii.gz",
-                    evaluation.model_plan,
-                    evaluation.grid,
-                )
     return EvaluationResult(out_dir, table, summary, evaluations, failed)
 
 
@@ -359,7 +370,7 @@ def _unique(name: str, taken: Mapping[str, Any]) -> str:
 
 
 def evaluation_table(
-    evaluations: Mapping[str, PlanEvaluation], failed: Mapping[str, str] | None = None
+    evaluations: Mapping[str, Scored], failed: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
     """One row per patient: ``patient``, ``status``, ``error``, then the metrics (sorted by
     patient)."""
@@ -375,7 +386,7 @@ def evaluation_table(
     return table.sort_values("patient", kind="stable").reset_index(drop=True)
 
 
-def curve_table(evaluations: Mapping[str, PlanEvaluation]) -> pd.DataFrame:
+def curve_table(evaluations: Mapping[str, Scored]) -> pd.DataFrame:
     """The coverage-volume curves in long form: ``patient, target, plan, volume_ml, coverage,
     margin_mm`` — at most `CURVE_POINTS` exact corners per curve (the first corner at or above
     each coverage level k/`CURVE_POINTS`, and the last)."""
@@ -414,8 +425,7 @@ def _summary(
     path: Path,
     predictions_dir: str | Path | None,
     options: dict[str, Any],
-    inputs: Mapping[str, EvaluationInputs],
-    evaluations: Mapping[str, PlanEvaluation],
+    evaluations: Mapping[str, PatientEvaluation],
     failed: Mapping[str, str],
     skipped: list[str],
 ) -> dict[str, Any]:
@@ -462,7 +472,9 @@ def _summary(
         "cohort": statistics,
         "patients": {
             name: {
-                "inputs": {role: str(getattr(inputs[name], role)) for role in INPUT_ROLES},
+                "inputs": {
+                    role: str(getattr(evaluations[name].inputs, role)) for role in INPUT_ROLES
+                },
                 "metrics": evaluations[name].metrics,
             }
             for name in sorted(evaluations)
@@ -487,7 +499,7 @@ def _json_ready(value: Any) -> Any:
 
 
 def plot_coverage(
-    evaluations: Mapping[str, PlanEvaluation], path: str | Path, *, relative: bool | None = None
+    evaluations: Mapping[str, Scored], path: str | Path, *, relative: bool | None = None
 ) -> Path:
     """Recurrence coverage against plan volume, for the model's top-k plans and the core +
     margin plans, as one PNG: enhancing recurrence (left), all tumour labels (right).
@@ -499,7 +511,7 @@ def plot_coverage(
     patients in bold.
 
     Args:
-        evaluations: `PlanEvaluation` by patient (at least one).
+        evaluations: `PlanEvaluation` or `PatientEvaluation` by patient (at least one).
         path: PNG destination.
         relative: x axis relative to the standard plan (default: for more than one patient).
     """
