@@ -8,9 +8,9 @@ from pathlib import Path
 from bayestumor.errors import InputError
 
 LABEL_ROLES = ("necrotic", "oedema", "enhancing", "other")
-# Named conventions: (tumour segmentation, recurrence). Resolved in `run`, where
-# bayestumor.posterior (and so JAX) may be imported.
-LABEL_NAMES = ("brats2021", "predictgbm")
+# Named conventions are resolved in `run`, where bayestumor.imaging (LABEL_CONVENTIONS) and
+# bayestumor.posterior (PredictGBM's pair; it imports JAX) may be imported.
+LABEL_NAMES = ("brats2021", "brats2023", "gliodil", "predictgbm")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=(
             "label conventions (--labels, --recurrence-labels):\n"
             "  brats2021   necrotic 1, oedema 2, enhancing 4 (default)\n"
+            "  brats2023   necrotic 1, oedema 2, enhancing 3\n"
+            "  gliodil     necrotic 1, oedema 3, enhancing 4\n"
             "  predictgbm  tumorseg: necrotic 1, oedema 2, enhancing 3; recurrence: the same\n"
             "              and 4 = resection cavity (no tumour)\n"
             "  or explicit: necrotic=1,oedema=3,enhancing=4[,other=5] ('+' joins labels: 1+5)\n"
@@ -80,9 +82,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_labels(spec: str) -> str | dict[str, tuple[int, ...]]:
-    """A convention name (`LABEL_NAMES`) or ``role=label[+label],...`` as a role → labels dict."""
+    """A convention name (lower-cased; checked in `run`) or ``role=label[+label],...`` as a
+    role → labels dict."""
     spec = spec.strip()
-    if spec.lower() in LABEL_NAMES:
+    if "=" not in spec:
         return spec.lower()
     labels: dict[str, tuple[int, ...]] = {}
     for part in spec.split(","):
@@ -102,22 +105,22 @@ def parse_labels(spec: str) -> str | dict[str, tuple[int, ...]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayestumor evaluate``; returns 0, or 1 when a patient of a cohort was refused."""
-    from bayestumor.posterior import (
-        BRATS2021_LABELS,
-        PREDICTGBM_LABELS,
-        PREDICTGBM_RECURRENCE_LABELS,
-    )
+    from bayestumor.imaging import LABEL_CONVENTIONS
+    from bayestumor.posterior import PREDICTGBM_LABELS, PREDICTGBM_RECURRENCE_LABELS
     from bayestumor.workflows import evaluate_directory, format_evaluation
 
-    named = {
-        "brats2021": (BRATS2021_LABELS, BRATS2021_LABELS),
-        "predictgbm": (PREDICTGBM_LABELS, PREDICTGBM_RECURRENCE_LABELS),
-    }
-
-    def resolve(spec, recurrence: bool):
-        if isinstance(spec, str):
-            return named[spec][1 if recurrence else 0]
-        return spec
+    def resolve(spec: str | dict[str, tuple[int, ...]], recurrence: bool):
+        """A role → labels mapping; PredictGBM's recurrence has 4 = resection cavity."""
+        if not isinstance(spec, str):
+            return spec
+        if spec == "predictgbm":
+            return PREDICTGBM_RECURRENCE_LABELS if recurrence else PREDICTGBM_LABELS
+        if spec in LABEL_CONVENTIONS:
+            return {role: (label,) for role, label in LABEL_CONVENTIONS[spec].items()}
+        raise InputError(
+            f"unknown label convention {spec!r}; known: {', '.join(LABEL_NAMES)}, or "
+            "role=label,... (e.g. necrotic=1,oedema=2,enhancing=4)"
+        )
 
     if args.margin_mm < 0:
         raise InputError(f"--margin-mm must be ≥ 0, got {args.margin_mm:g}")

@@ -41,7 +41,9 @@ def distance_mm(point_voxel) -> np.ndarray:
     return np.sqrt(sum(((axes[a] - point_voxel[a]) * SPACING[a]) ** 2 for a in range(3)))
 
 
-def make_volumes(recurrence_offset_voxels: int, enhancing: int = 4, cavity: int | None = None):
+def make_volumes(
+    recurrence_offset_voxels: int, enhancing: int = 4, cavity: int | None = None, oedema: int = 2
+):
     """Core: enhancing ball of 4 mm at the centre; recurrence: enhancing ball of 4 mm
     `recurrence_offset_voxels` (× 2 mm) along x, oedema ball of 4 mm on the other side 8 mm
     away, optionally a resection cavity label at the centre; prediction: highest at the
@@ -50,7 +52,7 @@ def make_volumes(recurrence_offset_voxels: int, enhancing: int = 4, cavity: int 
     rec_centre = CENTRE + np.array([recurrence_offset_voxels, 0, 0])
     tumorseg = np.where(core, float(enhancing), 0.0).astype(np.float32)
     recurrence = np.zeros(SHAPE, np.float32)
-    recurrence[distance_mm(CENTRE - np.array([4, 0, 0])) <= 4.0] = 2.0
+    recurrence[distance_mm(CENTRE - np.array([4, 0, 0])) <= 4.0] = float(oedema)
     recurrence[distance_mm(rec_centre) <= 4.0] = float(enhancing)
     if cavity is not None:
         recurrence[core] = float(cavity)
@@ -201,8 +203,10 @@ def test_labels_outside_the_convention_name_the_file(tmp_path):
 
 
 def test_cli_one_patient_and_a_cohort_with_a_bad_patient(tmp_path, capsys):
-    """Exit 0 and a table for one patient; exit 1 for a cohort with a refused patient, whose
-    error is in the table while the other patient is scored."""
+    """Exit 0 and a table for one patient; named label conventions (bayestumor.imaging's
+    LABEL_CONVENTIONS) read a GliODIL segmentation, which BraTS 2021 labels refuse (exit 2);
+    exit 1 for a cohort with a refused patient, whose error is in the table while the other
+    patient is scored."""
     cohort = tmp_path / "cohort"
     write_patient(cohort / "good", make_volumes(6))
     bad = make_volumes(6)
@@ -212,6 +216,16 @@ def test_cli_one_patient_and_a_cohort_with_a_bad_patient(tmp_path, capsys):
     assert main(["evaluate", str(cohort / "good"), "--out", str(tmp_path / "one")]) == 0
     printed = capsys.readouterr().out
     assert "good" in printed and "wrote" in printed
+
+    # A GliODIL-convention patient (3 oedema, 4 enhancing) with the named convention.
+    write_patient(tmp_path / "gliodil", make_volumes(6, oedema=3))
+    argv = ["evaluate", str(tmp_path / "gliodil"), "--out", str(tmp_path / "g"), "--labels"]
+    assert main([*argv, "gliodil"]) == 0
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert summary["settings"]["labels"]["oedema"] == [3]
+    assert main([*argv, "brats2021"]) == 2  # label 3 unknown there: refused
+    assert main([*argv, "nonsense"]) == 2
+    assert "unknown label convention 'nonsense'" in capsys.readouterr().err
 
     assert main(["evaluate", str(cohort), "--out", str(tmp_path / "all"), "--no-plans"]) == 1
     table = pd.read_csv(tmp_path / "all" / "evaluation.csv")
