@@ -37,10 +37,8 @@ from jax.custom_derivatives import custom_vjp_primal_tree_values
 
 from bayestumor._custom_types import Array, ArrayLike, Float, Vector3, Volume
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
-from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM, gaussian_seed
+from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM, check_seed_options, seed_density
 from bayestumor.imaging import Grid
-
-# Width of the initial Gaussian seed (mm): a physical size, so solutions on grids of ≤ 4 mm agree.
 
 # A voxel whose relative diffusivity is below this is treated as uninhabitable (CSF/background).
 _MIN_RELATIVE_DIFFUSIVITY = 1e-6
@@ -289,6 +287,8 @@ class PDEForward(AbstractForwardModel):
         spacing_mm: voxel size per axis (mm).
         seed_sigma_mm: standard deviation of the Gaussian initial condition (mm).
         seed_amplitude: peak density of the initial condition.
+        seed_shape: ``"gaussian"`` or ``"heat-kernel"`` (the Gaussian cut at density 0.1, as
+            TumorGrowthToolkit seeds); see `bayestumor.forward.seed_density`.
         lambda_per_mm2: Gershgorin bound on the spectrum of ∇·(k∇·), 1/mm².
         stepping: `FixedStep` (default) or `AdaptiveStep`.
         max_steps: hard bound on solver steps per solve.
@@ -312,6 +312,7 @@ class PDEForward(AbstractForwardModel):
     checkpoints: int | None = eqx.field(static=True)
     _grid: Grid = eqx.field(static=True)
     throw: bool = eqx.field(static=True, default=True)
+    seed_shape: str = eqx.field(static=True, default="gaussian")
 
     @classmethod
     def from_tissues(
@@ -323,6 +324,7 @@ class PDEForward(AbstractForwardModel):
         gm_ratio: float = 10.0,
         seed_sigma_mm: float | None = None,
         seed_amplitude: float = 1.0,
+        seed_shape: str = "gaussian",
         stepping: TimeStepping | None = None,
         max_steps: int = 4096,
         checkpoints: int | None = 64,
@@ -339,6 +341,9 @@ class PDEForward(AbstractForwardModel):
                 (4 mm), widened to the largest voxel edge on coarser grids so that the seed stays
                 resolved and its mass varies smoothly with its position.
             seed_amplitude: peak density of the seed, in (0, 1].
+            seed_shape: one of `SEED_SHAPES`: ``"gaussian"`` (default) or ``"heat-kernel"``
+                (zero where the density is ≤ 0.1; `TUMOR_GROWTH_TOOLKIT_SEED` reproduces that
+                tool's initial condition).
             stepping: time-stepping scheme, default `FixedStep()`.
             max_steps: bound on steps per solve. Fixed steps: every solve loops over this static
                 bound (skipping unused steps), and fails (raises; NaN with `nan_on_failure`) if
@@ -352,8 +357,7 @@ class PDEForward(AbstractForwardModel):
             raise ValueError(f"tissue maps {wm.shape}, {gm.shape} do not match grid {grid.shape}")
         if not grid.axes_orthogonal:
             raise ValueError("the grid's axes are not orthogonal; resample to an unsheared grid")
-        if not 0.0 < seed_amplitude <= 1.0:
-            raise ValueError(f"seed_amplitude must be in (0, 1], got {seed_amplitude}")
+        check_seed_options(seed_shape, seed_sigma_mm, seed_amplitude)
         spacing = grid.spacing_mm
         k = relative_diffusivity(wm, gm, gm_ratio)
         k = np.where(k >= _MIN_RELATIVE_DIFFUSIVITY, k, 0.0)
@@ -379,6 +383,7 @@ class PDEForward(AbstractForwardModel):
             max_steps=int(max_steps),
             checkpoints=checkpoints,
             _grid=grid,
+            seed_shape=seed_shape,
         )
 
     @classmethod
@@ -391,14 +396,22 @@ class PDEForward(AbstractForwardModel):
         return self._grid
 
     def initial_density(self, seed_mm: Vector3) -> Volume:
-        """Gaussian seed of width `seed_sigma_mm` centred at `seed_mm` (world mm), zero in CSF.
+        """Seed of shape `seed_shape` and width `seed_sigma_mm` centred at `seed_mm` (world mm),
+        zero in CSF.
 
         Separable in voxel axes (orthogonal grid), so it costs three 1-D Gaussians.
         """
         seed_mm = jnp.asarray(seed_mm, self.world_to_voxel.dtype)
         centre = self.world_to_voxel[:3, :3] @ seed_mm + self.world_to_voxel[:3, 3]
-        blob = gaussian_seed(centre, self.grid.shape, self.spacing_mm, self.seed_sigma_mm)
-        return self.seed_amplitude * blob * self.habitable
+        blob = seed_density(
+            centre,
+            self.grid.shape,
+            self.spacing_mm,
+            sigma_mm=self.seed_sigma_mm,
+            amplitude=self.seed_amplitude,
+            seed_shape=self.seed_shape,
+        )
+        return blob * self.habitable
 
     def nan_on_failure(self) -> PDEForward:
         """This solver with a failed solve returning NaN instead of raising (for samplers)."""
