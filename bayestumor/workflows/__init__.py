@@ -22,6 +22,8 @@ from bayestumor.workflows._evaluate import find_evaluation_inputs as find_evalua
 from bayestumor.workflows._evaluate import format_evaluation as format_evaluation
 from bayestumor.workflows._evaluate import is_patient_directory as is_patient_directory
 from bayestumor.workflows._evaluate import plot_coverage as plot_coverage
+from bayestumor.workflows._html import report_volumes as report_volumes
+from bayestumor.workflows._html import write_report_html as write_report_html
 from bayestumor.workflows._plots import plot_density_slices as plot_density_slices
 from bayestumor.workflows._plots import plot_simulation_slices as plot_simulation_slices
 from bayestumor.workflows._plots import plot_trace as plot_trace

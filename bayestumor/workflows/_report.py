@@ -306,6 +306,9 @@ def _render(report: _Report, directory: Path, started: float) -> tuple[Posterior
         plot_trace(report.datatree, directory / "figures" / "trace.png", var_names=report.names)
     summary["runtime_s"] = time.perf_counter() - started
     _write_json(directory / "summary.json", summary)
+    from bayestumor.workflows._html import write_report_html  # matplotlib only when rendering
+
+    write_report_html(maps, report.roi, summary, directory / "report.html", images=config.plots)
     return maps, summary
 
 
