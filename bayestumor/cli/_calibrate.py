@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from bayestumor.cli._simulate import add_seed_options
 from bayestumor.config import PET_NORMALISATIONS, TUMOUR_LABEL_CONVENTIONS, CalibrationConfig
 from bayestumor.errors import InputError
 
@@ -47,6 +48,7 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--threshold-u", type=float, default=defaults.threshold_u)
     parser.add_argument("--ctv-probability", type=float, default=defaults.ctv_probability)
     parser.add_argument("--no-plots", action="store_true")
+    add_seed_options(parser, defaults)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -69,6 +71,9 @@ def config_from(args: argparse.Namespace, base):
         priors=priors,
         threshold_u=args.threshold_u,
         ctv_probability=args.ctv_probability,
+        seed_shape=args.seed_shape,
+        seed_sigma_mm=args.seed_sigma_mm,
+        seed_amplitude=args.seed_amplitude,
         plots=not args.no_plots,
         progress=not args.quiet,
     )
@@ -87,6 +92,9 @@ _OPTION_FIELDS = {
     "seed": "seed",
     "threshold_u": "threshold_u",
     "ctv_probability": "ctv_probability",
+    "seed_shape": "seed_shape",
+    "seed_sigma_mm": "seed_sigma_mm",
+    "seed_amplitude": "seed_amplitude",
 }
 
 
@@ -156,13 +164,26 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         "ratio against the brain 10 mm beyond the lesion, (TBR-1)/(TBR_peak-1) clipped) "
         f"(default: {defaults.pet_normalise})",
     )
+    parser.add_argument(
+        "--lesion-tissue",
+        choices=("as-given", "white-matter", "brain"),
+        default=None,
+        help="tissue of the lesion's (T1c or FLAIR) voxels: as-given (the maps as read), "
+        "white-matter (wm 1, gm 0, csf 0: white-matter diffusivity where the tumour is), brain "
+        "(wm + gm = 1 in their given ratio, csf 0; white matter where neither is given) "
+        f"(default: {defaults.lesion_tissue})",
+    )
 
 
 def input_options_from(args: argparse.Namespace, base):
     """`base` (a `CalibrationConfig`) with the input options given on the command line."""
     changes = {
         field: value
-        for field, value in (("labels", args.labels), ("pet_normalise", args.pet_normalise))
+        for field, value in (
+            ("labels", args.labels),
+            ("pet_normalise", args.pet_normalise),
+            ("lesion_tissue", args.lesion_tissue),
+        )
         if value is not None
     }
     return base.replace(**changes)

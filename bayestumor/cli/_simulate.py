@@ -43,13 +43,42 @@ def add_parser(subparsers) -> None:
         "--spacing", type=float, default=None, help="solver voxel size in mm (default: the input's)"
     )
     parser.add_argument("--gm-ratio", type=float, default=10.0, help="D_w / D_grey (default 10)")
+    add_seed_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def add_seed_options(parser: argparse.ArgumentParser, defaults=None) -> None:
+    """The initial condition's options (``simulate``; ``calibrate`` passes its config defaults)."""
+    shape = getattr(defaults, "seed_shape", "gaussian")
+    sigma = getattr(defaults, "seed_sigma_mm", None)
+    amplitude = getattr(defaults, "seed_amplitude", 1.0)
+    parser.add_argument(
+        "--seed-shape",
+        choices=("gaussian", "heat-kernel"),
+        default=shape,
+        help="initial condition: gaussian (amplitude * exp(-r^2 / 2 sigma^2)) or heat-kernel "
+        "(the same, set to 0 where it is <= 0.1, as TumorGrowthToolkit seeds; its seed is "
+        f"--seed-sigma-mm 3.162 --seed-amplitude 0.502) (default: {shape})",
+    )
+    parser.add_argument(
+        "--seed-sigma-mm",
+        type=float,
+        default=sigma,
+        help="width sigma of the seed, mm (default: 4 mm, widened to the solver's voxel size)",
+    )
+    parser.add_argument(
+        "--seed-amplitude",
+        type=float,
+        default=amplitude,
+        help=f"peak density of the seed, in (0, 1] (default: {amplitude:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from bayestumor.config import CalibrationConfig
     from bayestumor.errors import InputError
     from bayestumor.forward import GrowthParams
     from bayestumor.imaging import load_mni152, load_patient
@@ -60,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be positive")
     if args.rho < 0:
         raise InputError("--rho must be non-negative")
+    seed_options = {
+        "seed_shape": args.seed_shape,
+        "seed_sigma_mm": args.seed_sigma_mm,
+        "seed_amplitude": args.seed_amplitude,
+    }
+    CalibrationConfig(**seed_options)  # the same checks as a calibration's (InputError)
     if args.anatomy.lower() == "mni152":
         anatomy = load_mni152()
         seed = args.seed_mm or MNI152_DEFAULT_SEED_MM
@@ -69,7 +104,12 @@ def run(args: argparse.Namespace) -> int:
         seed = args.seed_mm if args.seed_mm is not None else patient.lesion_center_mm()
     params = GrowthParams(D_w=args.D_w, rho=args.rho, T=args.T, seed_mm=np.asarray(seed, float))
     result = simulate(
-        anatomy, params, spacing_mm=args.spacing, progress=not args.quiet, gm_ratio=args.gm_ratio
+        anatomy,
+        params,
+        spacing_mm=args.spacing,
+        progress=not args.quiet,
+        gm_ratio=args.gm_ratio,
+        **seed_options,
     )
     png = write_simulation(result, anatomy, params, args.out)
     volume = float((result.density >= 0.25).sum()) * anatomy.grid.voxel_volume_ml

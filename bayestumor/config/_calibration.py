@@ -33,6 +33,12 @@ PET_NORMALISATIONS = ("none", "max", "percentile", "tbr")
 """How PET uptake is mapped to [0, 1] when a patient is loaded: ``none`` (already normalised),
 ``max``, ``percentile`` (99th percentile of lesion uptake), ``tbr`` (tumour-to-background ratio);
 `bayestumor.imaging.load_patient` defines each."""
+SEED_SHAPES = ("gaussian", "heat-kernel")
+"""Shapes of the initial condition, as `bayestumor.forward.SEED_SHAPES` (no JAX here)."""
+HEAT_KERNEL_THRESHOLD = 0.1
+"""The heat-kernel seed's cut, as `bayestumor.forward.HEAT_KERNEL_THRESHOLD`."""
+LESION_TISSUES = ("as-given", "white-matter", "brain")
+"""Tissue of the lesion's (T1c ∪ FLAIR) voxels, as `bayestumor.imaging.LESION_TISSUES`."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,15 @@ class CalibrationConfig:
             ``"gliodil"`` (`bayestumor.imaging.load_patient`).
         pet_normalise: how PET uptake is normalised on loading, one of `PET_NORMALISATIONS`:
             ``"none"`` (the file is normalised already), ``"max"``, ``"percentile"``, ``"tbr"``.
+        seed_shape: the PDE's initial condition, ``"gaussian"`` or ``"heat-kernel"`` (the
+            Gaussian cut where the density is ≤ 0.1, as TumorGrowthToolkit seeds;
+            `bayestumor.forward.seed_density`). The surrogate knows the Gaussian only.
+        seed_sigma_mm: the seed's width σ, mm; None: 4 mm, widened to the voxel size.
+        seed_amplitude: the seed's peak density, in (0, 1] (above 0.1 for ``"heat-kernel"``).
+        lesion_tissue: the tissue of the lesion's voxels (T1c ∪ FLAIR), one of
+            `LESION_TISSUES`: ``"as-given"`` (the maps as read), ``"white-matter"`` (wm = 1),
+            ``"brain"`` (wm + gm = 1 in their given ratio, CSF 0);
+            `bayestumor.imaging.with_lesion_tissue`.
     """
 
     forward: str = "pde"
@@ -92,8 +107,13 @@ class CalibrationConfig:
     plots: bool = True
     labels: str = "auto"
     pet_normalise: str = "none"
+    seed_shape: str = "gaussian"
+    seed_sigma_mm: float | None = None
+    seed_amplitude: float = 1.0
+    lesion_tissue: str = "as-given"
 
     def __post_init__(self):
+        _check_seed_and_lesion(self)
         if self.labels not in TUMOUR_LABEL_CONVENTIONS:
             raise InputError(
                 f"unknown tumour label convention {self.labels!r}; "
@@ -147,3 +167,35 @@ class CalibrationConfig:
         if "priors" in values and isinstance(values["priors"], dict):
             values["priors"] = Priors.from_dict(values["priors"])
         return cls(**values)
+
+
+def _check_seed_and_lesion(config: CalibrationConfig) -> None:
+    """Raise `InputError` for unusable initial-condition or lesion-tissue options."""
+    if config.seed_shape not in SEED_SHAPES:
+        raise InputError(f"unknown seed shape {config.seed_shape!r}; choose from {SEED_SHAPES}")
+    sigma = config.seed_sigma_mm
+    if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
+        raise InputError(f"seed_sigma_mm must be positive (or None), got {sigma}")
+    amplitude = config.seed_amplitude
+    if not (math.isfinite(amplitude) and 0.0 < amplitude <= 1.0):
+        raise InputError(f"seed_amplitude must be in (0, 1], got {amplitude}")
+    if config.seed_shape == "heat-kernel" and amplitude <= HEAT_KERNEL_THRESHOLD:
+        raise InputError(
+            f"a heat-kernel seed needs seed_amplitude above its cut {HEAT_KERNEL_THRESHOLD}, "
+            f"got {amplitude}"
+        )
+    trained_seed = (
+        config.seed_shape == "gaussian"
+        and config.seed_sigma_mm in (None, 4.0)
+        and config.seed_amplitude == 1.0
+    )
+    if config.forward == "surrogate" and not trained_seed:
+        raise InputError(
+            "the surrogate was trained on the default seed (a 4 mm Gaussian of amplitude 1); "
+            f"seed_shape={config.seed_shape!r}, seed_sigma_mm={config.seed_sigma_mm}, "
+            f"seed_amplitude={config.seed_amplitude} need forward='pde'"
+        )
+    if config.lesion_tissue not in LESION_TISSUES:
+        raise InputError(
+            f"unknown lesion tissue {config.lesion_tissue!r}; choose from {LESION_TISSUES}"
+        )

@@ -9,6 +9,12 @@ The lowest layer of the package: nothing here imports JAX. Typical use::
 """
 
 from bayestumor.imaging._grid import Grid as Grid
+from bayestumor.imaging._lesion import (
+    LESION_OUTSIDE_WHITE_MATTER_WARNING as LESION_OUTSIDE_WHITE_MATTER_WARNING,
+)
+from bayestumor.imaging._lesion import LESION_TISSUES as LESION_TISSUES
+from bayestumor.imaging._lesion import lesion_tissue_fractions as lesion_tissue_fractions
+from bayestumor.imaging._lesion import with_lesion_tissue as with_lesion_tissue
 from bayestumor.imaging._nifti import NIFTI_SUFFIXES as NIFTI_SUFFIXES
 from bayestumor.imaging._nifti import load_nifti as load_nifti
 from bayestumor.imaging._nifti import save_nifti as save_nifti

@@ -24,7 +24,7 @@ import numpy as np
 from bayestumor.config import CalibrationConfig
 from bayestumor.errors import DiagnosticsWarning
 from bayestumor.forward import AbstractForwardModel
-from bayestumor.imaging import Patient, load_patient
+from bayestumor.imaging import Patient, load_patient, with_lesion_tissue
 from bayestumor.inference import (
     PARETO_K_GOOD,
     InferenceResult,
@@ -86,6 +86,7 @@ def sample_patient(
         if isinstance(patient_or_dir, Patient)
         else load_patient(patient_or_dir, **config.load_options())
     )
+    patient = with_lesion_tissue(patient, config.lesion_tissue)
     validate_patient(patient)
     roi = region_of_interest(patient, config)
     validate_patient(roi)

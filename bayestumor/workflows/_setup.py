@@ -81,16 +81,24 @@ def build_forward(
     roi: Patient, config: CalibrationConfig, kind: Literal["pde", "surrogate"] | None = None
 ) -> AbstractForwardModel:
     """The forward map on the ROI (of `kind`, default `config.forward`); the PDE's step bound
-    sized for the prior's upper ends."""
+    sized for the prior's upper ends, its seed as `config.seed_shape`, `seed_sigma_mm`,
+    `seed_amplitude`. A surrogate with a seed other than the one it was trained on is refused
+    (`InputError`)."""
     if (kind or config.forward) == "surrogate":
         from bayestumor.forward.surrogate import SurrogateForward
+
+        config.replace(forward="surrogate")  # validates: refuses a seed the network never saw
 
         surrogate = SurrogateForward.from_anatomy(roi.anatomy)
         # Warns where the prior leaves the network's training ranges.
         surrogate.check_ranges(*config.priors.scale_free_ranges())
         return surrogate
     forward = PDEForward.from_anatomy(
-        roi.anatomy, stepping=FixedStep(reaction_step=config.reaction_step)
+        roi.anatomy,
+        stepping=FixedStep(reaction_step=config.reaction_step),
+        seed_shape=config.seed_shape,
+        seed_sigma_mm=config.seed_sigma_mm,
+        seed_amplitude=config.seed_amplitude,
     )
     return forward.sized_for(*config.priors.max_diffusion_and_reaction())
 

@@ -63,7 +63,8 @@ def simulate(
         params: growth parameters (scalars): D_w [mm²/day], ρ [1/day], T [days], seed [world mm].
         spacing_mm: solver voxel size in mm (default: the anatomy's own).
         progress: show a progress bar over the time steps.
-        forward_options: passed to `PDEForward.from_anatomy` (e.g. `gm_ratio`, `stepping`).
+        forward_options: passed to `PDEForward.from_anatomy` (e.g. `gm_ratio`, `stepping`, and
+            the initial condition's `seed_shape`, `seed_sigma_mm`, `seed_amplitude`).
     """
     work = anatomy.resampled(spacing_mm) if spacing_mm else anatomy
     roi = work.cropped_to_brain()

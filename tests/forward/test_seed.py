@@ -5,7 +5,9 @@ own seed formula (M/(4πDt)^{3/2} exp(−r²/4Dt), cut at 0.1); mass conservatio
 with zero-flux boundaries.
 """
 
+import json
 import math
+from types import SimpleNamespace
 
 import equinox as eqx
 import jax
@@ -13,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bayestumor.cli import main
 from bayestumor.forward import (
     HEAT_KERNEL_THRESHOLD,
     SEED_SHAPES,
@@ -21,7 +24,7 @@ from bayestumor.forward import (
     PDEForward,
     seed_density,
 )
-from bayestumor.imaging import make_phantom
+from bayestumor.imaging import Observations, Patient, load_nifti, make_phantom, save_nifti
 
 
 def gaussian_by_hand(shape, spacing_mm, centre_voxel, sigma_mm, amplitude):
@@ -148,3 +151,115 @@ def test_unusable_seed_options_are_refused():
     ]:
         with pytest.raises(ValueError, match=message):
             PDEForward.from_anatomy(anatomy, **options)
+
+
+def test_config_seed_options_round_trip_and_checks():
+    from bayestumor.config import CalibrationConfig
+    from bayestumor.errors import InputError
+
+    config = CalibrationConfig(seed_shape="heat-kernel", seed_sigma_mm=3.0, seed_amplitude=0.5)
+    assert CalibrationConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    default = CalibrationConfig()
+    assert (default.seed_shape, default.seed_sigma_mm, default.seed_amplitude) == (
+        "gaussian",
+        None,
+        1.0,
+    )
+    for shape in SEED_SHAPES:  # the config knows the forward layer's shapes
+        CalibrationConfig(seed_shape=shape)
+    for options, message in [
+        ({"seed_shape": "disc"}, "unknown seed shape"),
+        ({"seed_sigma_mm": 0.0}, "seed_sigma_mm"),
+        ({"seed_amplitude": 0.0}, "seed_amplitude"),
+        ({"seed_shape": "heat-kernel", "seed_amplitude": 0.1}, "above its cut"),
+        ({"forward": "surrogate", "seed_shape": "heat-kernel"}, "surrogate was trained"),
+        ({"forward": "surrogate", "seed_sigma_mm": 6.0}, "surrogate was trained"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            CalibrationConfig(**options)
+
+
+def test_build_forward_uses_the_configured_seed_and_refuses_it_for_the_surrogate():
+    from bayestumor.config import CalibrationConfig
+    from bayestumor.errors import InputError
+    from bayestumor.workflows import build_forward
+
+    anatomy = make_phantom((12, 12, 12), 4.0)
+    lesion = np.zeros(anatomy.shape, bool)
+    lesion[5:7, 5:7, 5:7] = True
+    roi = Patient(anatomy, Observations(anatomy.grid, t1c=lesion, flair=lesion), "roi")
+    config = CalibrationConfig(seed_shape="heat-kernel", seed_sigma_mm=5.0, seed_amplitude=0.6)
+    forward = build_forward(roi, config)
+    assert (forward.seed_shape, forward.seed_sigma_mm, forward.seed_amplitude) == (
+        "heat-kernel",
+        5.0,
+        0.6,
+    )
+    with pytest.raises(InputError, match="surrogate was trained"):
+        build_forward(roi, config, kind="surrogate")
+
+
+@pytest.fixture
+def patient_dir(tmp_path):
+    anatomy = make_phantom((24, 24, 24), 4.0)
+    for name in ("wm", "gm", "csf"):
+        save_nifti(tmp_path / f"{name}.nii.gz", getattr(anatomy, name), anatomy.grid)
+    lesion = np.zeros(anatomy.shape, bool)
+    lesion[13:16, 9:12, 11:14] = True
+    save_nifti(tmp_path / "t1c.nii.gz", lesion, anatomy.grid)
+    save_nifti(tmp_path / "flair.nii.gz", lesion, anatomy.grid)
+    return tmp_path
+
+
+def test_cli_simulate_seed_shape_changes_the_initial_tumour(patient_dir, tmp_path):
+    """After 0.01 days (≈ the initial condition) the heat-kernel seed holds less mass on fewer
+    voxels than the Gaussian of the same width and amplitude: its tails below 0.1 are cut."""
+    densities = {}
+    for shape in SEED_SHAPES:
+        out = tmp_path / shape / "density.nii.gz"
+        argv = ["simulate", str(patient_dir), "--out", str(out), "--T", "0.01", "--quiet"]
+        argv += ["--seed-shape", shape, "--seed-sigma-mm", "5", "--seed-amplitude", "0.8"]
+        assert main(argv) == 0
+        densities[shape] = load_nifti(out)[0]
+    gaussian, cut = densities["gaussian"], densities["heat-kernel"]
+    assert np.count_nonzero(cut > 1e-6) < np.count_nonzero(gaussian > 1e-6)
+    assert cut.sum() < 0.9 * gaussian.sum()
+    assert cut.max() == pytest.approx(gaussian.max(), rel=1e-3)
+
+
+def test_cli_simulate_refuses_a_seed_cut_away(patient_dir, tmp_path, capsys):
+    out = tmp_path / "density.nii.gz"
+    argv = ["simulate", str(patient_dir), "--out", str(out), "--quiet"]
+    assert main([*argv, "--seed-shape", "heat-kernel", "--seed-amplitude", "0.05"]) == 2
+    assert "above its cut" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_calibrate_maps_seed_and_lesion_options_to_the_config(
+    patient_dir, tmp_path, monkeypatch
+):
+    """The options reach `calibrate_patient`'s config; a ``--config`` file's values hold where
+    the command line gives none, and explicit options override it."""
+    import bayestumor.workflows
+
+    seen = []
+
+    def fake_calibrate(patient_dir, out, config):
+        seen.append(config)
+        return SimpleNamespace(out_dir=out, summary={"diagnostics": {"passed": True}})
+
+    monkeypatch.setattr(bayestumor.workflows, "calibrate_patient", fake_calibrate)
+    argv = ["calibrate", str(patient_dir), "--out", str(tmp_path / "run")]
+    assert main([*argv, "--seed-shape", "heat-kernel", "--seed-sigma-mm", "3.162"]) == 0
+    assert main([*argv, "--seed-amplitude", "0.5", "--lesion-tissue", "white-matter"]) == 0
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(seen[0].replace(lesion_tissue="brain").to_dict()))
+    assert main([*argv, "--config", str(config_file)]) == 0
+    assert main([*argv, "--config", str(config_file), "--seed-sigma-mm", "6"]) == 0
+    as_tuples = [(c.seed_shape, c.seed_sigma_mm, c.seed_amplitude, c.lesion_tissue) for c in seen]
+    assert as_tuples == [
+        ("heat-kernel", 3.162, 1.0, "as-given"),
+        ("gaussian", None, 0.5, "white-matter"),
+        ("heat-kernel", 3.162, 1.0, "brain"),
+        ("heat-kernel", 6.0, 1.0, "brain"),
+    ]
