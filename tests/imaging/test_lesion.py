@@ -140,3 +140,30 @@ def test_config_round_trip_and_validation():
         CalibrationConfig(lesion_tissue=choice)
     with pytest.raises(InputError, match="unknown lesion tissue"):
         CalibrationConfig(lesion_tissue="tumour")
+
+
+def test_sample_patient_applies_the_configured_lesion_tissue():
+    """A lesion in a tissue hole has no tumour voxel inside the brain: refused as given; with
+    ``lesion_tissue="white-matter"`` it passes validation and reaches the forward map's grid
+    check (a deliberately wrong grid, so that nothing is sampled)."""
+    from bayestumor.forward import PDEForward
+    from bayestumor.imaging import make_phantom
+    from bayestumor.workflows import sample_patient
+
+    anatomy = make_phantom((16, 16, 16), 4.0)
+    lesion = np.zeros(anatomy.shape, bool)
+    lesion[7:9, 7:9, 7:9] = True
+    wm, gm, csf = (np.array(getattr(anatomy, name)) for name in ("wm", "gm", "csf"))
+    wm[lesion], gm[lesion], csf[lesion] = 0.0, 0.0, 1.0
+    patient = Patient(
+        Anatomy(wm=wm, gm=gm, csf=csf, grid=anatomy.grid),
+        Observations(grid=anatomy.grid, t1c=lesion, flair=lesion),
+        name="hole",
+    )
+    wrong_grid = PDEForward.from_anatomy(make_phantom((8, 8, 8), 4.0))
+    config = CalibrationConfig(progress=False, plots=False)
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="inside the brain"):
+        sample_patient(patient, config, forward=wrong_grid)
+    white = config.replace(lesion_tissue="white-matter")
+    with pytest.raises(InputError, match="not the region of interest's grid"):
+        sample_patient(patient, white, forward=wrong_grid)
