@@ -9,7 +9,10 @@ from bayestumor.config._calibration import DEFAULT_CTV_PROBABILITY as DEFAULT_CT
 from bayestumor.config._calibration import DEFAULT_EPSILON as DEFAULT_EPSILON
 from bayestumor.config._calibration import DEFAULT_THRESHOLD_U as DEFAULT_THRESHOLD_U
 from bayestumor.config._calibration import FORWARD_KINDS as FORWARD_KINDS
+from bayestumor.config._calibration import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD
+from bayestumor.config._calibration import LESION_TISSUES as LESION_TISSUES
 from bayestumor.config._calibration import PET_NORMALISATIONS as PET_NORMALISATIONS
+from bayestumor.config._calibration import SEED_SHAPES as SEED_SHAPES
 from bayestumor.config._calibration import TUMOUR_LABEL_CONVENTIONS as TUMOUR_LABEL_CONVENTIONS
 from bayestumor.config._calibration import CalibrationConfig as CalibrationConfig
 from bayestumor.config._priors import GROWTH_NAMES_PHYSICAL as GROWTH_NAMES_PHYSICAL

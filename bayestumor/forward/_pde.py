@@ -317,8 +317,9 @@ class PDEForward(AbstractForwardModel):
     @classmethod
     def from_tissues(
         cls,
-        wm: Float[ArrayLike, "x y z"],
-        gm: Float[ArrayLike, "x y z"],
+        # "_x": documented, not checked by jaxtyping, so that a mismatch gets our own message.
+        wm: Float[ArrayLike, "_x _y _z"],
+        gm: Float[ArrayLike, "_x _y _z"],
         grid: Grid,
         *,
         gm_ratio: float = 10.0,

@@ -24,15 +24,10 @@ import math
 import jax.numpy as jnp
 
 from bayestumor._custom_types import Array, Float
+from bayestumor.config import HEAT_KERNEL_THRESHOLD, SEED_SHAPES
 
 DEFAULT_SEED_SIGMA_MM = 4.0
 """Standard deviation of the Gaussian seed, mm (widened to the voxel size on coarser grids)."""
-
-SEED_SHAPES = ("gaussian", "heat-kernel")
-"""Shapes of the initial condition (see the module docstring)."""
-
-HEAT_KERNEL_THRESHOLD = 0.1
-"""Density at or below which the ``"heat-kernel"`` seed is set to 0 (TumorGrowthToolkit's cut)."""
 
 TUMOR_GROWTH_TOOLKIT_SEED = {
     "seed_shape": "heat-kernel",

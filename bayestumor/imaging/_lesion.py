@@ -21,11 +21,9 @@ import warnings
 
 import numpy as np
 
+from bayestumor.config import LESION_TISSUES
 from bayestumor.errors import InputError
 from bayestumor.imaging._patient import Patient
-
-LESION_TISSUES = ("as-given", "white-matter", "brain")
-"""Choices of `with_lesion_tissue`."""
 
 LESION_OUTSIDE_WHITE_MATTER_WARNING = 0.5
 """`with_lesion_tissue` warns when more than this fraction of the lesion is not white matter."""
