@@ -51,7 +51,16 @@ class CalibrationConfig:
         sampler: ``"nuts"`` (NumPyro), ``"blackjax-nuts"`` or ``"smc"`` (BlackJAX tempered SMC);
             the names `bayestumor.inference.run_inference` knows.
         spacing_mm: isotropic voxel size of the region of interest, mm.
-        margin_mm: margin around the FLAIR ∪ T1c bounding box that forms the ROI, mm.
+        margin_mm: margin around the FLAIR ∪ T1c bounding box that forms the ROI, mm: the
+            first one tried (see ``roi_growth_rounds``).
+        roi_growth_rounds: how often the ROI may be grown and the posterior sampled again when
+            the posterior-mean density exceeds u*/2 on a face of the ROI (a face on the
+            volume's edge excepted), so that the target volume is not cut off: each round the
+            margin becomes 1.5 × margin + 2·√(D_w·T) of the posterior mean (the diffusion
+            length), at least one voxel more, at most one voxel beyond the brain's bounding
+            box (`bayestumor.workflows.sample_patient`); 0 disables growing (a warning then says
+            when the CTV reaches the ROI's edge). The margins tried are in
+            `CalibrationRun.roi_margins_mm`, the final one in the run's ``config.margin_mm``.
         chains, warmup, draws: NUTS chains, warm-up iterations and draws per chain.
         seed: PRNG seed.
         priors: prior ranges and parametrisation (`Priors`).
@@ -88,6 +97,7 @@ class CalibrationConfig:
     sampler: str = "nuts"
     spacing_mm: float = 4.0
     margin_mm: float = 20.0
+    roi_growth_rounds: int = 2
     chains: int = 2
     warmup: int = 300
     draws: int = 300
@@ -134,7 +144,7 @@ class CalibrationConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"{name} must be positive, got {value}")
-        for name in ("margin_mm", "pde_check_draws"):
+        for name in ("margin_mm", "pde_check_draws", "roi_growth_rounds"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"{name} must be ≥ 0, got {value}")

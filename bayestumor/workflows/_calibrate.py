@@ -77,6 +77,12 @@ def sample_patient(
     (or use `forward`, which must live on the ROI grid) and sample the posterior. Writes
     nothing; `write_report` / `calibrate_patient` turn the result into files.
 
+    When the posterior density reaches a face of the ROI (`density_at_roi_edge`) the margin is
+    grown (`grown_margin_mm`) and the posterior sampled again, at most
+    ``config.roi_growth_rounds`` times (not with a given `forward`, which is tied to its grid);
+    the run's ``config.margin_mm`` is the margin finally used and ``roi_margins_mm`` every
+    margin tried.
+
     Raises:
         InputError: unreadable or unusable input.
     """
@@ -88,8 +94,42 @@ def sample_patient(
     )
     patient = with_lesion_tissue(patient, config.lesion_tissue)
     validate_patient(patient)
-    roi = region_of_interest(patient, config)
-    validate_patient(roi)
+    resampled = patient.resampled(config.spacing_mm)
+    margins = [config.margin_mm]
+    rounds = 0 if forward is not None else config.roi_growth_rounds
+    while True:
+        roi = region_of_interest(patient, config)
+        validate_patient(roi)
+        problem, inference = _sample_roi(roi, config, forward)
+        if len(margins) > rounds or not density_at_roi_edge(
+            inference.densities, roi, resampled, config.threshold_u
+        ):
+            break
+        margin = grown_margin_mm(config.margin_mm, inference, resampled)
+        if margin <= config.margin_mm:  # the ROI already spans the brain
+            break
+        margins.append(margin)
+        config = config.replace(margin_mm=margin)
+    refinement = None
+    if config.forward == "surrogate" and config.pde_check_draws > 0:
+        refinement = check_against_pde(problem, inference, roi, config)
+    return CalibrationRun(
+        config=config,
+        patient_name=patient.name,
+        roi=roi,
+        original_grid=patient.grid,
+        original_volumes_ml=patient.observations.volumes_ml(),
+        problem=problem,
+        inference=inference,
+        refinement=refinement,
+        roi_margins_mm=tuple(float(m) for m in margins),
+    )
+
+
+def _sample_roi(
+    roi: Patient, config: CalibrationConfig, forward: AbstractForwardModel | None
+) -> tuple[CalibrationProblem, InferenceResult]:
+    """Build the problem on `roi` and sample its posterior under `config`."""
     problem = build_problem(roi, config, forward)
     inference = run_inference(
         problem,
@@ -107,19 +147,59 @@ def sample_patient(
             progress=config.progress,
         ),
     )
-    refinement = None
-    if config.forward == "surrogate" and config.pde_check_draws > 0:
-        refinement = check_against_pde(problem, inference, roi, config)
-    return CalibrationRun(
-        config=config,
-        patient_name=patient.name,
-        roi=roi,
-        original_grid=patient.grid,
-        original_volumes_ml=patient.observations.volumes_ml(),
-        problem=problem,
-        inference=inference,
-        refinement=refinement,
+    return problem, inference
+
+
+def _roi_faces(roi: Patient, resampled: Patient) -> tuple[np.ndarray, np.ndarray]:
+    """Which faces of the ROI (low and high, per axis) lie inside the resampled volume, i.e. can
+    move outwards; the ROI is a whole-voxel crop of `resampled`."""
+    start = np.round(resampled.grid.world_to_voxel(np.asarray(roi.grid.affine)[:3, 3]))
+    start = start.astype(int)
+    stop = start + np.array(roi.grid.shape)
+    return start > 0, stop < np.array(resampled.grid.shape)
+
+
+def density_at_roi_edge(
+    densities: np.ndarray, roi: Patient, resampled: Patient, threshold_u: float
+) -> bool:
+    """Whether the posterior-mean density exceeds u*/2 on a face of the ROI that could move
+    outwards (a face on the volume's edge cannot): the ROI then cuts the tumour's tail off, and
+    its zero-flux boundary holds the simulated tumour back. u*/2 rather than the CTV's own
+    contour, so that a CTV close to the face — which may touch it in a rerun — counts too.
+
+    Args:
+        densities: posterior draws of u on the ROI grid, (draws, x, y, z).
+        roi: the patient on the ROI grid.
+        resampled: the patient at the ROI's spacing, uncropped.
+        threshold_u: u*.
+    """
+    above = np.asarray(densities, np.float32).mean(axis=0) > threshold_u / 2
+    low_open, high_open = _roi_faces(roi, resampled)
+    for axis in range(3):
+        faces = np.moveaxis(above, axis, 0)
+        if (low_open[axis] and faces[0].any()) or (high_open[axis] and faces[-1].any()):
+            return True
+    return False
+
+
+def grown_margin_mm(margin_mm: float, inference: InferenceResult, resampled: Patient) -> float:
+    """The next ROI margin: 1.5 × `margin_mm` plus the diffusion length 2·√(D_w·T) of the
+    posterior mean (how far diffusion alone spreads cells over the tumour's age T), at least one
+    voxel more, and at most what makes the ROI span the brain's bounding
+    box and one voxel more (the lesion ∪ brain box of `resampled`), mm."""
+    # μ_D = √(D_w·T) is recorded under either parametrisation.
+    mu_d = np.asarray(inference.datatree["posterior"]["mu_D"], np.float64)
+    diffusion_mm = 2.0 * float(np.mean(mu_d))
+    spacing = float(max(resampled.grid.spacing_mm))
+    lesion = np.argwhere(resampled.observations.lesion_mask)
+    brain = np.argwhere(resampled.anatomy.brain_mask | resampled.observations.lesion_mask)
+    # One voxel beyond the brain's box: the ROI's faces then hold no tumour.
+    reach = 1 + np.maximum(
+        lesion.min(axis=0) - brain.min(axis=0), brain.max(axis=0) - lesion.max(axis=0)
     )
+    cap_mm = float(np.max(reach * np.asarray(resampled.grid.spacing_mm)))
+    grown = max(1.5 * margin_mm + diffusion_mm, margin_mm + spacing)
+    return float(min(grown, max(cap_mm, margin_mm)))
 
 
 def calibrate_patient(
@@ -147,4 +227,10 @@ def calibrate_patient(
     return write_run(run, out_dir, started=started)
 
 
-__all__ = ["calibrate_patient", "check_against_pde", "sample_patient"]
+__all__ = [
+    "calibrate_patient",
+    "check_against_pde",
+    "density_at_roi_edge",
+    "grown_margin_mm",
+    "sample_patient",
+]

@@ -277,6 +277,7 @@ def _render(report: _Report, directory: Path, started: float) -> tuple[Posterior
         "parametrisation": config.priors.parametrisation,
         "roi_shape": list(report.roi.grid.shape),
         "roi_spacing_mm": config.spacing_mm,
+        "roi_margin_mm": config.margin_mm,  # the final one, after any growth (sample_patient)
         "brain_voxels": report.voxels,
         "parameters": summarise(report.datatree, report.names),
         "diagnostics": {

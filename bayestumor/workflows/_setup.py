@@ -31,6 +31,8 @@ class CalibrationRun:
         problem: the posterior that was sampled.
         inference: draws, DataTree, diagnostics and density draws on the ROI grid.
         refinement: with a surrogate forward map, the check against the exact PDE, else None.
+        roi_margins_mm: every ROI margin sampled with, in order, mm; the last is
+            ``config.margin_mm`` (more than one when the ROI was grown, `sample_patient`).
     """
 
     config: CalibrationConfig
@@ -41,6 +43,7 @@ class CalibrationRun:
     problem: CalibrationProblem
     inference: InferenceResult
     refinement: Refinement | None = None
+    roi_margins_mm: tuple[float, ...] = ()
 
 
 def validate_patient(patient: Patient) -> None:
