@@ -17,6 +17,7 @@ from bayestumor.cli import (
     _cohort,
     _demo,
     _evaluate,
+    _predict_gbm,
     _radiotherapy,
     _report,
     _simulate,
@@ -28,10 +29,20 @@ from bayestumor.utils import use_cpu_cores_for_chains
 # Commands that sample with NUTS: they get one host device per CPU core, so that chains run in
 # parallel. This happens first, before JAX's first computation fixes the device count (importing
 # BlackJAX performs one); a sampler with more chains than devices runs them one after the other.
-_SAMPLING_COMMANDS = frozenset({"calibrate", "demo"})
+_SAMPLING_COMMANDS = frozenset({"calibrate", "demo", "predict-gbm"})
 
 # In the order --help shows them.
-_COMMANDS = (_simulate, _calibrate, _demo, _report, _surrogate, _cohort, _radiotherapy, _evaluate)
+_COMMANDS = (
+    _simulate,
+    _calibrate,
+    _demo,
+    _report,
+    _surrogate,
+    _cohort,
+    _radiotherapy,
+    _evaluate,
+    _predict_gbm,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

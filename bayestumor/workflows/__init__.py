@@ -27,6 +27,12 @@ from bayestumor.workflows._html import write_report_html as write_report_html
 from bayestumor.workflows._plots import plot_density_slices as plot_density_slices
 from bayestumor.workflows._plots import plot_simulation_slices as plot_simulation_slices
 from bayestumor.workflows._plots import plot_trace as plot_trace
+from bayestumor.workflows._predict_gbm import PREDICT_GBM_CONFIG as PREDICT_GBM_CONFIG
+from bayestumor.workflows._predict_gbm import PREDICT_GBM_ROLES as PREDICT_GBM_ROLES
+from bayestumor.workflows._predict_gbm import PredictGBMResult as PredictGBMResult
+from bayestumor.workflows._predict_gbm import find_predict_gbm_patients as find_predict_gbm_patients
+from bayestumor.workflows._predict_gbm import predict_gbm as predict_gbm
+from bayestumor.workflows._predict_gbm import predict_gbm_patient as predict_gbm_patient
 from bayestumor.workflows._report import CalibrationResult as CalibrationResult
 from bayestumor.workflows._report import format_summary as format_summary
 from bayestumor.workflows._report import report_directory as report_directory

@@ -60,6 +60,7 @@ def test_every_command_is_registered_with_help():
         "cohort",
         "rt",
         "evaluate",
+        "predict-gbm",
     }
     for name, command in commands.items():
         assert command.format_help().startswith(f"usage: bayestumor {name}"), name
