@@ -34,11 +34,12 @@ PET_NORMALISATIONS = ("none", "max", "percentile", "tbr")
 ``max``, ``percentile`` (99th percentile of lesion uptake), ``tbr`` (tumour-to-background ratio);
 `bayestumor.imaging.load_patient` defines each."""
 SEED_SHAPES = ("gaussian", "heat-kernel")
-"""Shapes of the initial condition, as `bayestumor.forward.SEED_SHAPES` (no JAX here)."""
+"""Shapes of the initial condition (`bayestumor.forward.seed_density`): a Gaussian blob, or a
+Gaussian cut to 0 at `HEAT_KERNEL_THRESHOLD` (TumorGrowthToolkit's seed)."""
 HEAT_KERNEL_THRESHOLD = 0.1
-"""The heat-kernel seed's cut, as `bayestumor.forward.HEAT_KERNEL_THRESHOLD`."""
+"""Density at or below which the ``"heat-kernel"`` seed is set to 0 (TumorGrowthToolkit's cut)."""
 LESION_TISSUES = ("as-given", "white-matter", "brain")
-"""Tissue of the lesion's (T1c ∪ FLAIR) voxels, as `bayestumor.imaging.LESION_TISSUES`."""
+"""Tissue of the lesion's (T1c ∪ FLAIR) voxels (`bayestumor.imaging.with_lesion_tissue`)."""
 
 
 @dataclass(frozen=True)
