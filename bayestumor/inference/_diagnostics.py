@@ -20,6 +20,25 @@ ESS_PER_CHAIN_MIN = 100.0
 """Bulk and tail ESS below 100 per chain fail (Vehtari et al. 2021)."""
 SMC_UNIQUE_FRACTION_MIN = 0.25
 """SMC fails when fewer than this fraction of the final particles are distinct."""
+SMC_ESS_NOTE = (
+    "SMC particles share ancestry: an autocorrelation ESS along the particle index does not "
+    "apply. The sample's ESS is approximated by min(weight ESS at λ = 1, distinct particles kept "
+    "by the final resampling); MCSE of a mean ≈ sd / √ESS (an approximation, not the SMC "
+    "variance estimator of Lee & Whiteley 2018)."
+)
+
+
+def smc_effective_sample_size(info: dict[str, Any]) -> float:
+    """Approximate ESS of the equally weighted particles returned by `sample_smc`.
+
+    min(weight ESS 1/Σw² of the λ = 1 weights before the final resampling, number of distinct
+    particles that resampling kept): resampling cannot add information and the inner moves
+    only partly decorrelate duplicates, so the weighted set before resampling bounds what the
+    returned particles know. An approximation (it ignores the moves' decorrelation and the
+    ancestry shared across earlier stages); a proper estimator of the variance of SMC means is
+    Lee & Whiteley (2018), Biometrika 105(3).
+    """
+    return float(min(info["final_weight_ess"], info["final_distinct_ancestors"]))
 
 
 def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[str, Any]:
@@ -30,22 +49,32 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
     least `SMC_UNIQUE_FRACTION_MIN` of the final particles are distinct; tempering schedule,
     per-stage weight ESS and the log marginal likelihood are reported. Parameters held fixed by
     the prior are skipped.
+
+    ``effective_sample_size`` is the smallest bulk ESS over the parameters for MCMC and
+    `smc_effective_sample_size` for SMC, whose per-parameter R-hat and ESS are None
+    (`SMC_ESS_NOTE`): autocorrelation along the particle index says nothing about particles
+    that descend from the same ancestors.
     """
     posterior = datatree["posterior"]
     varying = [n for n in names if float(np.ptp(np.asarray(posterior[n]))) > 0]
     chains = int(posterior.sizes["chain"])
     draws = int(posterior.sizes["draw"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        table = az.summary(datatree, var_names=varying, kind="diagnostics", round_to="none")
-    per_parameter = {
-        name: {
-            "r_hat": _finite_or_none(table.loc[name, "r_hat"]),
-            "ess_bulk": _finite_or_none(table.loc[name, "ess_bulk"]),
-            "ess_tail": _finite_or_none(table.loc[name, "ess_tail"]),
+    if run.sampler == "smc":
+        per_parameter = {
+            name: {"r_hat": None, "ess_bulk": None, "ess_tail": None} for name in varying
         }
-        for name in varying
-    }
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = az.summary(datatree, var_names=varying, kind="diagnostics", round_to="none")
+        per_parameter = {
+            name: {
+                "r_hat": _finite_or_none(table.loc[name, "r_hat"]),
+                "ess_bulk": _finite_or_none(table.loc[name, "ess_bulk"]),
+                "ess_tail": _finite_or_none(table.loc[name, "ess_tail"]),
+            }
+            for name in varying
+        }
     failures: list[str] = []
     divergences = int(np.sum(np.asarray(run.sample_stats.get("diverging", False))))
     if run.sampler == "smc":
@@ -66,6 +95,10 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
             "stages": info["stages"],
             "unique_fraction": unique_fraction,
             "acceptance_rate": info["acceptance_rate"],
+            "final_weight_ess": info["final_weight_ess"],
+            "final_distinct_ancestors": info["final_distinct_ancestors"],
+            "ess": smc_effective_sample_size(info),
+            "ess_note": SMC_ESS_NOTE,
         }
     else:
         smc = None
@@ -81,6 +114,7 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
                     failures.append(f"{kind} of {name} = {ess} < {ESS_PER_CHAIN_MIN * chains:g}")
     ess_values = [v["ess_bulk"] for v in per_parameter.values() if v["ess_bulk"] is not None]
     min_ess = min(ess_values) if ess_values else None
+    effective = smc["ess"] if smc else min_ess
     diagnostics = {
         "sampler": run.sampler,
         "chains": chains,
@@ -89,13 +123,17 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
         "draws": draws,
         "divergences": divergences,
         "parameters": per_parameter,
+        # MCMC only: SMC has no per-parameter bulk ESS (see `effective_sample_size`).
         "min_ess_bulk": min_ess,
+        # MCMC: min bulk ESS; SMC: `smc_effective_sample_size` (an approximation).
+        "effective_sample_size": effective,
         "seconds": run.seconds,
         "ess_bulk_per_second": None if min_ess is None else min_ess / run.seconds,
+        "effective_samples_per_second": None if effective is None else effective / run.seconds,
         "gradient_evaluations": run.gradient_evaluations,
         "density_evaluations": run.density_evaluations,
         "gradient_evaluations_per_effective_sample": (
-            None if not min_ess else run.gradient_evaluations / min_ess
+            None if not effective else run.gradient_evaluations / effective
         ),
         "smc": smc,
         "passed": not failures,
@@ -139,6 +177,12 @@ def format_diagnostics(diagnostics: dict[str, Any]) -> str:
             f"min weight ESS {min(smc['weight_ess'] or [float('nan')]):.0f}, "
             f"distinct particles {smc['unique_fraction']:.0%}"
         )
+        if smc.get("ess") is not None:  # absent from diagnostics written before it existed
+            lines.append(
+                f"SMC: ESS ≈ {smc['ess']:.0f} = min(weight ESS at λ = 1 "
+                f"{smc['final_weight_ess']:.0f}, distinct ancestors {smc['final_distinct_ancestors']})"
+                " — per-parameter R-hat/ESS do not apply to SMC particles"
+            )
     lines.append("diagnostics: " + ("passed" if diagnostics["passed"] else "FAILED"))
     lines.extend(f"  - {failure}" for failure in diagnostics["failures"])
     return "\n".join(lines)

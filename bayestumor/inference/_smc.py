@@ -87,7 +87,21 @@ def sample_smc(
         progress: show a tqdm bar of λ.
 
     The result's ``info`` holds the tempering schedule, the weight ESS of each stage, the
-    inner acceptance rates and the log marginal likelihood estimate log p(y) = Σ log mean w.
+    inner acceptance rates, the log marginal likelihood estimate log p(y) = Σ log mean w, and
+    what bounds the information in the returned particles: ``final_weight_ess`` (the weight ESS
+    1/Σw² at λ = 1, before the last resampling) and ``final_distinct_ancestors`` (how many
+    distinct particles that resampling kept). The returned particles are equally weighted but
+    not independent: resampling duplicates particles and the moves only partly separate them.
+
+    Forward solves, counted exactly from BlackJAX's kernels (N particles, m = `mcmc_steps`,
+    S adaptive stages, L = `integration_steps`): each adaptive stage evaluates the likelihood
+    of every particle once to choose λ, once to initialise the inner kernel (RMH) on the
+    resampled particles, once per inner step and once for the new weights; the final stage at
+    λ = 1 does the same without the choice of λ. RMH: ``density_evaluations`` =
+    S·N·(m + 3) + N·(m + 2), no gradients. HMC: the initialisation and each leapfrog step
+    take a gradient, ``gradient_evaluations`` = (S + 1)·N·(1 + m·L), and
+    ``density_evaluations`` = S·N·2 + N (the choice of λ and the weights). The log density
+    of the returned particles (``lp``, N more solves) is not counted.
     """
     if not 0.0 < target_ess < 1.0:
         raise ValueError(f"target_ess must be in (0, 1), got {target_ess}")
@@ -169,15 +183,22 @@ def sample_smc(
     bar.close()
     # Final stage at λ = 1: resample the last weights away and move once more, so that the
     # returned particles are equally weighted draws of the posterior.
+    final_weight_ess = float(1.0 / np.sum(np.asarray(state.weights, np.float64) ** 2))
     state, info = final_step(next(keys), state, parameters(state))
+    final_distinct_ancestors = len(np.unique(np.asarray(info.ancestors)))
     jax.block_until_ready(state.particles)
     seconds = time.perf_counter() - start
     acceptance_final = np.asarray(info.update_info.acceptance_rate)
     positions = {name: np.asarray(value)[None] for name, value in state.particles.items()}
     lp = np.asarray(jax.jit(jax.vmap(problem.log_density))(state.particles))[None]
-    # Gradients: one per leapfrog step and one per HMC init; RMH needs none.
-    moves = (stages + 1) * mcmc_steps * particles
-    gradients = moves * (integration_steps + 1) if kernel == "hmc" else 0
+    # Forward solves per particle and stage: see the docstring (BlackJAX's `ess_solver`,
+    # `update_and_take_last` with the kernel's `init`, `mcmc_steps` steps, the new weights).
+    if kernel == "hmc":
+        gradients = (stages + 1) * particles * (1 + mcmc_steps * integration_steps)
+        densities = stages * particles * 2 + particles
+    else:
+        gradients = 0
+        densities = stages * particles * (mcmc_steps + 3) + particles * (mcmc_steps + 2)
     return SamplerRun(
         sampler="smc",
         positions=positions,
@@ -197,10 +218,10 @@ def sample_smc(
             "weight_ess": ess,
             "acceptance_rate": [*acceptance, float(acceptance_final.mean())],
             "log_marginal_likelihood": log_evidence,
+            "final_weight_ess": final_weight_ess,
+            "final_distinct_ancestors": final_distinct_ancestors,
         },
         gradient_evaluations=int(gradients),
-        # Likelihood evaluations: the root solve for each λ re-uses one batch of likelihoods
-        # per stage, plus one forward per random-walk proposal.
-        density_evaluations=int(stages * particles + (moves if kernel == "rmh" else 0)),
+        density_evaluations=int(densities),
         seconds=seconds,
     )
