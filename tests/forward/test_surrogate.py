@@ -3,7 +3,9 @@
 Independent truths: depth-to-space inverts space-to-depth; the blur's hand-written VJP matches
 finite differences; a saved model loads to the identical function and any tampering is caught;
 the shipped model reproduces fresh PDE solves as well as its card says; `SurrogateForward`
-computes exactly what the network saw in training; PSIS gives k̂ ≈ 0 for near-equal weights.
+computes exactly what the network saw in training; PSIS gives k̂ ≈ 0 for near-equal weights
+and k̂ > 0.7 for heavy-tailed ones; importance reweighting reproduces an exponential tilt of a
+Gaussian posterior known in closed form.
 """
 
 import json
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from bayestumor.forward import GrowthParams
+from bayestumor.forward import AbstractForwardModel, GrowthParams
 from bayestumor.forward.surrogate import (
     CARD_SECTIONS,
     DEFAULT_MODEL,
@@ -38,7 +40,7 @@ from bayestumor.forward.surrogate import (
     verify_model_dir,
     write_checksums,
 )
-from bayestumor.imaging import Anatomy, load_mni152
+from bayestumor.imaging import Anatomy, Grid, load_mni152
 from bayestumor.inference import psis
 from bayestumor.model import Priors
 
@@ -125,7 +127,34 @@ def test_prior_outside_training_range_warns(tmp_path):
         assert forward.check_ranges((2.0, 20.0), (1.5, 6.0)) == []
 
 
+PSIS_SIGN_BUG = pytest.mark.xfail(
+    strict=True,  # turns red once fixed: then remove this marker
+    raises=AssertionError,
+    reason="bayestumor.inference.psis passes the raw log ratios to arviz-stats' psislw, which "
+    "expects log-likelihoods and smooths their negation (LOO convention): the weights returned "
+    "are those of the inverse ratio, and k̂ is fitted to the wrong tail. Fix in "
+    "inference/_reweight.py: psislw(-raw).",
+)
+
+
+@PSIS_SIGN_BUG
+def test_psis_keeps_the_order_of_the_ratios():
+    """Independent truth: Pareto smoothing replaces the largest ratios by order statistics of
+    a fitted Pareto tail and leaves the rest alone, so the smoothed weights increase with the
+    raw ratios (rank correlation 1) and the body below the tail keeps its relative values."""
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    raw = 0.5 * rng.normal(size=1000)
+    smoothed, _ = psis(raw)
+    assert stats.spearmanr(raw, smoothed).statistic > 0.999
+    body = np.argsort(raw)[: len(raw) // 2]
+    np.testing.assert_allclose(np.diff(smoothed[body]), np.diff(raw[body]), atol=1e-9)
+
+
 def test_psis_weights():
+    """Normalised weights; k̂ small for near-equal ratios and above 0.7 for ratios with a
+    heavy (Student-t, 2 degrees of freedom, in the exponent) tail."""
     rng = np.random.default_rng(0)
     smoothed, k = psis(0.05 * rng.normal(size=1000))
     assert k < 0.5
@@ -183,13 +212,8 @@ def test_forward_reproduces_the_network_on_training_boxes():
 @pytest.mark.parametrize("spacing_mm", [4.0, 2.0])
 def test_gradients_finite_on_a_patient_roi(spacing_mm):
     mni = load_mni152(spacing_mm)
-    center = mni.grid.world_to_voxel(np.array([20.0, -20.0, 20.0])).round().astype(int)
     half = round(40.0 / spacing_mm)
-    sl = tuple(slice(c - half, c + half + 1) for c in center)
-    from bayestumor.imaging import crop_grid
-
-    slices, grid = crop_grid(mni.grid, [s.start for s in sl], [s.stop for s in sl])
-    roi = mni._cropped(slices, grid)
+    roi = mni.cropped_cube(np.array([20.0, -20.0, 20.0]), 2 * half + 1)
     forward = SurrogateForward.from_anatomy(roi)
     assert forward.grid.same_as(roi.grid)
 
@@ -205,26 +229,88 @@ def test_gradients_finite_on_a_patient_roi(spacing_mm):
     assert float(jnp.linalg.norm(grad[2:])) > 0
 
 
-def test_reweighting_a_posterior_by_its_own_likelihood_gives_equal_weights():
-    """Importance ratios L/L = 1: uniform weights, ESS = n, unchanged means."""
-    from bayestumor.forward import PDEForward
-    from bayestumor.imaging import make_phantom
+class _ConstantForward(AbstractForwardModel):
+    """Density `level` in every voxel whatever the growth parameters: the likelihood then
+    depends on the imaging parameters alone (here PET's b), which makes the posterior exact."""
+
+    volume_grid: Grid
+    level: float
+
+    @property
+    def grid(self) -> Grid:
+        return self.volume_grid
+
+    def __call__(self, params: GrowthParams) -> jax.Array:
+        return jnp.full(self.volume_grid.shape, self.level, jnp.float32)
+
+
+@pytest.mark.parametrize("shift_sd", [pytest.param(0.5, marks=PSIS_SIGN_BUG), 4.0])
+def test_reweight_recovers_a_known_exponential_tilt(shift_sd):
+    """`reweight` between two problems whose posteriors are known in closed form.
+
+    Independent truth: with density u = c in all n brain voxels, PET y ~ Normal(b·c, σ), σ
+    fixed and a flat prior on b wide enough not to matter, the posterior of b is
+    N(ȳ/c, s²) with s = σ / (c √n). A second problem whose PET is y + δ has the posterior
+    N((ȳ + δ)/c, s²): its likelihood ratio to the first is an exponential tilt exp(n δ c b / σ²)
+    (+ const). Exact draws of the first posterior, reweighted, must therefore (i) carry raw log
+    weights linear in b with slope n δ c / σ², (ii) give the mean (ȳ + δ)/c and sd s within
+    Monte Carlo error (4 standard errors, ESS from the weights) when the tilt is mild — a shift
+    of 0.5 posterior sd: log weights with sd 0.5, PSIS k̂ < 0.5 (measured: −0.1…0.2 over seeds)
+    — and (iii) be flagged unreliable (k̂ > 0.7; measured 1.4…1.8) when the shift is 4 sd.
+    """
+    from bayestumor.imaging import Observations, Patient, make_phantom
     from bayestumor.inference import reweight
     from bayestumor.model import CalibrationProblem, model_data_from_patient
-    from bayestumor.workflows import ImagingParams, simulate_patient
 
-    anatomy = make_phantom((16, 16, 16), 4.0)
-    params = GrowthParams.from_scale_free(6.0, 2.0, jnp.zeros(3))
-    patient = simulate_patient(anatomy, params, ImagingParams(), jax.random.key(0))
-    priors = Priors(parametrisation="scale_free", mu_D=(2.0, 10.0), mu_rho=(1.0, 3.0))
-    pde = PDEForward.from_anatomy(anatomy).sized_for(*priors.max_diffusion_and_reaction())
-    problem = CalibrationProblem(forward=pde, data=model_data_from_patient(patient), priors=priors)
-    positions = problem.sample_prior(jax.random.key(1), 12)
-    refinement = reweight(problem, problem, positions, ["mu_D", "mu_rho"])
-    np.testing.assert_allclose(np.exp(refinement.log_weights), 1.0 / 12, rtol=1e-6)
-    assert refinement.ess == pytest.approx(12.0)
-    for mean, _, refined_mean, _, shift in refinement.summary.values():
-        assert refined_mean == pytest.approx(mean) and shift < 1e-6
+    anatomy = make_phantom((8, 8, 8), 12.0)
+    level, sigma, b_true = 0.5, 0.05, 0.8
+    brain = anatomy.brain_mask
+    rng = np.random.default_rng(0)
+    pet = np.where(brain, b_true * level + sigma * rng.standard_normal(brain.shape), 0.0)
+    core = np.zeros(brain.shape, bool)
+    core[3:5, 3:5, 3:5] = True  # a lesion, so that the seed prior has a centre
+    priors = Priors(
+        D_w=0.1, rho=0.03, T=300.0, u_c_t1c=0.7, sigma_alpha=0.06, b=(0.6, 1.02), sigma=sigma
+    )
+    forward = _ConstantForward(anatomy.grid, level)
+    n = int(brain.sum())
+    s = sigma / (level * np.sqrt(n))
+    delta = shift_sd * s * level  # moves the posterior mean of b by shift_sd · s
+
+    def problem(values):
+        observations = Observations(grid=anatomy.grid, t1c=core, pet=values.astype(np.float32))
+        data = model_data_from_patient(Patient(anatomy, observations, "constant"))
+        return CalibrationProblem(forward, data, priors)
+
+    proposal, target = problem(pet), problem(np.where(brain, pet + delta, 0.0))
+    # The model reads PET in float32: take ȳ from the stored values.
+    y_mean = float(np.mean(np.asarray(proposal.data.pet, np.float64)))
+    mean, tilted_mean = y_mean / level, (y_mean + delta) / level
+    assert 0.6 + 10 * s < min(mean, tilted_mean) and max(mean, tilted_mean) < 1.02 - 10 * s
+
+    draws = 2000
+    b = mean + s * rng.standard_normal(draws)  # exact draws of the proposal posterior
+    positions = proposal.sample_prior(jax.random.key(0), draws)  # seeds: prior = posterior
+    named = jax.vmap(proposal.constrain)(positions)
+    sites = {name: named[name] for name in proposal.site_names} | {"b": jnp.asarray(b)}
+    positions = jax.vmap(proposal.unconstrain)(sites)
+
+    refinement = reweight(proposal, target, positions, ["b"])
+
+    slope, intercept = np.polyfit(b, refinement.raw_log_weights, 1)
+    assert slope == pytest.approx(n * delta * level / sigma**2, rel=1e-3)
+    residual = refinement.raw_log_weights - (slope * b + intercept)
+    assert np.max(np.abs(residual)) < 1e-2 * max(1.0, shift_sd)  # float32 sums of ~n terms
+    if shift_sd <= 1.0:
+        assert refinement.pareto_k < 0.5
+        surrogate_mean, _, refined_mean, refined_sd, _ = refinement.summary["b"]
+        assert surrogate_mean == pytest.approx(mean, abs=4 * s / np.sqrt(draws))
+        assert abs(refined_mean - tilted_mean) < 4 * s / np.sqrt(refinement.ess)
+        # sd of a sample sd ≈ sd / √(2 ESS) for a normal sample.
+        assert abs(refined_sd / s - 1.0) < 4 / np.sqrt(2 * refinement.ess)
+    else:
+        assert refinement.pareto_k > 0.7
+        assert not refinement.reliable
 
 
 @needs_shipped
