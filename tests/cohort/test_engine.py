@@ -42,6 +42,8 @@ GOOD_PATIENTS = ("p01", "p02", "p03", "p04", "p05")
 CORRUPT_PATIENT = "p06-corrupt"
 CONFIG = {"seed": 7, "draws": 400, "sleep_s": 0.6}
 TASK = f"{__name__}:stand_in_task"
+PATIENT_SEED_7_P01 = 1431829709
+"""`patient_seed(7, "p01")` as computed by the scheme's first version (commit 2a7e487)."""
 
 
 def stand_in_task(
@@ -140,11 +142,31 @@ def wait_for(condition, timeout_s: float = 120.0) -> None:
 # --- keys ----------------------------------------------------------------------------------
 
 
+_SEED_PROBE = (
+    "from bayestumor.cohort import patient_seed; "
+    "print([patient_seed(s, n) for s in (0, 7) for n in ('p01', 'p02', 'p10')])"
+)
+
+
 def test_patient_seed_depends_only_on_the_cohort_seed_and_the_name():
-    assert patient_seed(7, "p01") == patient_seed(7, "p01")
-    seeds = {patient_seed(seed, name) for seed in (0, 7) for name in ("p01", "p02", "p10")}
-    assert len(seeds) == 6
-    assert all(0 <= s < 2**31 for s in seeds)
+    """Reproducible on any worker: the seed is the same in fresh interpreters with different
+    string-hash randomisation (``PYTHONHASHSEED``; Python's own `hash` of a name would differ)
+    and equal to the value recorded when the scheme was introduced (a stored cohort resumes
+    with the seeds it was computed with); different seeds or names give different seeds, all
+    in [0, 2³¹)."""
+    here = [patient_seed(seed, name) for seed in (0, 7) for name in ("p01", "p02", "p10")]
+    hash_seed = "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"
+    probe = subprocess.run(
+        [sys.executable, "-c", _SEED_PROBE],
+        env=os.environ | {"PYTHONHASHSEED": hash_seed},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(probe.stdout) == here
+    assert patient_seed(7, "p01") == PATIENT_SEED_7_P01
+    assert len(set(here)) == 6
+    assert all(0 <= s < 2**31 for s in here)
 
 
 def test_content_hash_changes_with_input_bytes_config_and_task(tmp_path):
