@@ -68,7 +68,8 @@ def predicted(tmp_path_factory):
     _write_predict_gbm_patient(input_dir, "00001", empty_tumour=True)
     config_file = root / "config.json"
     config_file.write_text(json.dumps(FAST_CONFIG.to_dict()))
-    code = main(["predict-gbm", str(input_dir), str(output_dir), "--config", str(config_file)])
+    argv = ["predict-gbm", str(input_dir), str(output_dir), "--config", str(config_file)]
+    code = main([*argv, "--keep-runs", str(root / "runs")])
     return input_dir, output_dir, config_file, code
 
 
@@ -89,6 +90,9 @@ def test_output_follows_the_predict_gbm_contract(predicted):
     assert 0.0 <= values.min() and values.max() <= 1.0
     lesion = np.asarray(reference.dataobj) > 0
     assert values[lesion].mean() > 0.5 > values[~lesion].mean()
+    runs = output_dir.parent / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["00000"]  # --keep-runs: the full run
+    assert (runs / "00000" / "summary.json").is_file()
 
 
 @pytest.mark.slow
