@@ -98,7 +98,7 @@ def fresh_solves(split: str, n_samples: int, seed: int, *, progress: bool = True
     return data
 
 
-def evaluate(net: SurrogateNet, data: dict) -> dict[str, float]:
+def evaluate(net: SurrogateNet, data: dict) -> dict[str, int | float]:
     """Mean metrics over a set of samples (NCC over samples where it is defined)."""
     pred = predict(net, data)
     habitable = (data["tissues"][:, 0] + data["tissues"][:, 1]) > 0

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayestumor._custom_types import Array, Volume
+from bayestumor._custom_types import Array, ArrayLike, Float, Volume
 from bayestumor.errors import InputError
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
 from bayestumor.forward.surrogate._data import (
@@ -147,7 +147,7 @@ class SurrogateForward(AbstractForwardModel):
         """The same network on a `Patient`'s (ROI) grid; see `for_anatomy`."""
         return self.for_anatomy(patient.anatomy)
 
-    def _inputs(self, seed_mm: Array) -> Array:
+    def _inputs(self, seed_mm: Float[ArrayLike, "3"]) -> Float[Array, "x y z channel"]:
         seed_mm = jnp.asarray(seed_mm, self.tissues.dtype)
         seed_voxel = self.world_to_work[:3, :3] @ seed_mm + self.world_to_work[:3, 3]
         habitable = (self.tissues[..., 0] + self.tissues[..., 1] > 0).astype(self.tissues.dtype)
