@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
+from bayestumor._custom_types import ArrayLike
 from bayestumor.model import CalibrationProblem, batched, flatten_draws
 
 PARETO_K_GOOD = 0.7
@@ -33,15 +34,24 @@ def psis(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
     """Pareto-smoothed, normalised log weights and the tail shape k̂ (Vehtari et al. 2024),
     computed by ArviZ (arviz-stats' ``psislw``).
 
+    ``psislw`` follows the LOO convention — it is given log-likelihoods and smooths their
+    negation, the log ratios of leave-one-out weights — so it receives −log w here.
+
     Args:
         log_weights: raw log importance ratios, shape (n,); −inf marks a draw of weight 0.
 
     Returns:
-        (smoothed log weights summing to 1 in exp, k̂).
+        (smoothed log weights summing to 1 in exp, k̂); equal finite ratios need no smoothing
+        (k̂ = −inf).
     """
-    raw = xr.DataArray(np.asarray(log_weights, np.float64), dims=["draw"])
-    smoothed, k = raw.azstats.psislw(dim="draw")
-    smoothed = np.asarray(smoothed, np.float64)
+    raw = np.asarray(log_weights, np.float64)
+    finite = np.isfinite(raw)
+    smoothed = np.full(raw.shape, -np.inf)
+    if np.ptp(raw[finite]) == 0.0:
+        smoothed[finite] = 0.0
+        return smoothed - logsumexp(smoothed), -np.inf
+    values, k = xr.DataArray(-raw[finite], dims=["draw"]).azstats.psislw(dim="draw")
+    smoothed[finite] = np.asarray(values, np.float64)
     return smoothed - logsumexp(smoothed), float(k)
 
 
@@ -77,7 +87,7 @@ class Refinement(NamedTuple):
 
 
 def log_likelihoods(
-    problem: CalibrationProblem, positions: dict[str, np.ndarray], batch_size: int = 8
+    problem: CalibrationProblem, positions: dict[str, ArrayLike], batch_size: int = 8
 ) -> np.ndarray:
     """Total log-likelihood of `problem` at flat unconstrained draws (one forward each), (n,)."""
     return np.asarray(batched(problem.log_likelihood, batch_size)(positions), np.float64)
@@ -86,7 +96,7 @@ def log_likelihoods(
 def reweight(
     surrogate_problem: CalibrationProblem,
     pde_problem: CalibrationProblem,
-    positions: dict[str, np.ndarray],
+    positions: dict[str, ArrayLike],
     names: list[str] | None = None,
     *,
     batch_size: int = 8,
