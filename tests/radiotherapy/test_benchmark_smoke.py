@@ -1,18 +1,28 @@
-"""The benchmark script runs end to end at smoke size (--quick)."""
+"""The benchmark script runs end to end at smoke size (--quick) and writes where it is told."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "radiotherapy.py"
+TRACKED = SCRIPT.parent / "results" / "radiotherapy.json"
 
 
 @pytest.mark.slow
-def test_benchmark_quick():
+def test_benchmark_quick(tmp_path):
+    """Independent truths: SciPy's Levenberg–Marquardt fits of the same replicates (the JAX
+    fits must reach the same curves to 1e-3); the smoke run writes its JSON to ``--out`` and
+    leaves the tracked results untouched."""
     spec = importlib.util.spec_from_file_location("benchmark_radiotherapy", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    results = module.main(quick=True)
+    tracked_before = TRACKED.read_bytes() if TRACKED.exists() else None
+    out = tmp_path / "radiotherapy.json"
+    results = module.main(["--quick", "--out", str(out)])
+    assert json.loads(out.read_text()) == results
+    assert (TRACKED.read_bytes() if TRACKED.exists() else None) == tracked_before
+    assert results["quick"] is True
     assert results["jax_converged_fraction"] > 0.9
     assert results["median_max_relative_curve_difference_jax_vs_scipy"] < 1e-3
