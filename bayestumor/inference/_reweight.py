@@ -42,7 +42,8 @@ def psis(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
 
     Returns:
         (smoothed log weights summing to 1 in exp, k̂); equal finite ratios need no smoothing
-        (k̂ = −inf).
+        (k̂ = −inf); with too few draws to fit a tail (fewer than 25) the weights are the raw
+        ones and k̂ = inf, i.e. not reliable.
     """
     raw = np.asarray(log_weights, np.float64)
     finite = np.isfinite(raw)
@@ -50,7 +51,11 @@ def psis(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
     if np.ptp(raw[finite]) == 0.0:
         smoothed[finite] = 0.0
         return smoothed - logsumexp(smoothed), -np.inf
-    values, k = xr.DataArray(-raw[finite], dims=["draw"]).azstats.psislw(dim="draw")
+    try:
+        values, k = xr.DataArray(-raw[finite], dims=["draw"]).azstats.psislw(dim="draw")
+    except ValueError:  # too few draws for a tail of 5 (n < 25): k̂ cannot be estimated
+        smoothed[finite] = raw[finite]
+        return smoothed - logsumexp(smoothed), np.inf
     smoothed[finite] = np.asarray(values, np.float64)
     return smoothed - logsumexp(smoothed), float(k)
 

@@ -28,7 +28,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from bayestumor._custom_types import Array, Float, Int, PRNGKeyArray
+from bayestumor._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray
 from bayestumor.config import LOG_UNIFORM, SEED_NAMES, Priors, Spec, bounds, is_fixed
 from bayestumor.errors import InputError
 from bayestumor.forward import AbstractForwardModel, GrowthParams
@@ -140,8 +140,11 @@ class ScaleFreeMarginal(dist.Distribution):
         high = jnp.stack([self.log_D_w[1] + self.log_T[1], self.log_rho[1] + self.log_T[1]]) / 2
         return constraints.independent(constraints.interval(low, high), 1)
 
-    def log_T_interval(self, value: Array) -> tuple[Array, Array]:
+    def log_T_interval(
+        self, value: Float[ArrayLike, "*batch 2"]
+    ) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
         """Bounds of log T given (log μ_D, log μ_ρ) = `value` (empty where high ≤ low)."""
+        value = jnp.asarray(value)
         a, b = value[..., 0], value[..., 1]
         (x_l, x_h), (y_l, y_h), (t_l, t_h) = self.log_D_w, self.log_rho, self.log_T
         low = jnp.maximum(t_l, jnp.maximum(2 * a - x_h, 2 * b - y_h))
@@ -156,7 +159,7 @@ class ScaleFreeMarginal(dist.Distribution):
         )
         return jnp.stack([(x + t) / 2, (y + t) / 2], axis=-1)
 
-    def log_prob(self, value: Array) -> Array:
+    def log_prob(self, value: Float[ArrayLike, "*batch 2"]) -> Float[Array, "*batch"]:
         low, high = self.log_T_interval(value)
         length = high - low
         (x_l, x_h), (y_l, y_h), (t_l, t_h) = self.log_D_w, self.log_rho, self.log_T

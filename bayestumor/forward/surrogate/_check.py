@@ -264,7 +264,7 @@ See `benchmarks/surrogate.py` for the full comparison and a NUTS calibration.
 ## Intended use
 Fast likelihood evaluations in calibration (`--forward surrogate`), exploratory posteriors,
 initialising and importance-reweighting exact PDE posteriors
-(`bayestumor.forward.surrogate.reweight`), on adult brains in MNI-like orientation,
+(`bayestumor.inference.reweight`), on adult brains in MNI-like orientation,
 4 mm (or coarser-resampled) ROIs, μ_D and μ_ρ inside the ranges above.
 
 ## Limits
