@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from bayestumor.cohort import calibrate_task, run_cohort, write_synthetic_cohort
+from bayestumor.utils import atomic_path
 
 RESULTS = Path(__file__).parent / "results" / "cohort.json"
 CALIBRATION_SETTINGS = {"spacing_mm": 8.0, "chains": 1, "warmup": 50, "draws": 50, "plots": False}
@@ -169,7 +170,6 @@ def main(args: argparse.Namespace) -> None:
     print(f"scaling efficiency 2 vs 1 worker: {efficiency:.2f}; identical results: {identical}")
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "benchmark": "cohort",
         "task": task_name,
@@ -184,7 +184,8 @@ def main(args: argparse.Namespace) -> None:
         "scaling_efficiency": efficiency,
         "identical_results": identical,
     }
-    RESULTS.write_text(json.dumps(record, indent=2))
+    with atomic_path(RESULTS) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
     print(f"wrote {RESULTS}")
 
 
