@@ -157,7 +157,8 @@ def nuts_calibration(
     roi = patient.cropped(margin_mm=20.0)
     priors = PRIORS
     data = model_data_from_patient(roi)
-    surrogate = SurrogateForward.from_anatomy(roi.anatomy, model, priors=priors)
+    surrogate = SurrogateForward.from_anatomy(roi.anatomy, model)
+    surrogate.check_ranges(*priors.scale_free_ranges())  # warns where the prior leaves training
     problem = CalibrationProblem(forward=surrogate, data=data, priors=priors)
     started = time.perf_counter()
     result = run_inference(

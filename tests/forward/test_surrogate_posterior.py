@@ -62,8 +62,10 @@ def test_surrogate_and_pde_posteriors_agree():
         sigma=imaging.sigma,
     )
     data = model_data_from_patient(roi)
+    surrogate = SurrogateForward.from_anatomy(roi.anatomy)
+    assert not surrogate.check_ranges(*priors.scale_free_ranges())  # inside the training ranges
     forwards = {
-        "surrogate": SurrogateForward.from_anatomy(roi.anatomy, priors=priors),
+        "surrogate": surrogate,
         "pde": PDEForward.from_anatomy(roi.anatomy).sized_for(*priors.max_diffusion_and_reaction()),
     }
     problems, posteriors, results = {}, {}, {}
