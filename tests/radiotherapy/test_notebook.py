@@ -5,12 +5,11 @@ Independent truth: the burden curve of the notebook's true parameters and its si
 held-out visit (the last one, not fitted).
 """
 
-import json
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from tests._notebooks import execute_with_probe
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "03_radiotherapy_bands.ipynb"
 PROBE = """import json
@@ -28,23 +27,6 @@ print(json.dumps({
     "true_curve": true_curve.tolist(),
 }, default=float))"""
 """Appended to the executed notebook (in memory only): what its kernel ended with, as JSON."""
-
-
-def execute_with_probe(path: Path, tmp_path: Path, probe: str, timeout: int) -> tuple[list, dict]:
-    """Execute the notebook stored at `path` (checked to be stored without outputs) with a
-    probe cell appended; returns the outputs of its own cells and the probe's JSON."""
-    notebook = nbformat.read(path, as_version=4)
-    assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
-    notebook.cells.append(nbformat.v4.new_code_cell(probe))
-    NotebookClient(
-        notebook,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()  # raises CellExecutionError on the first failing cell
-    *cells, probe_cell = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    printed = "".join(o.get("text", "") for o in probe_cell.outputs if o.output_type == "stream")
-    return [output for cell in cells for output in cell.outputs], json.loads(printed)
 
 
 @pytest.mark.slow

@@ -5,12 +5,10 @@ Independent truth: the parameters the notebook's synthetic patient was grown wit
 (``true_values``: D_w, ρ and the seed; T and the imaging parameters are fixed by its priors).
 """
 
-import json
 import os
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+from tests._notebooks import execute_with_probe
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "01_calibrate_patient.ipynb"
 PROBE = """import json
@@ -21,23 +19,6 @@ print(json.dumps({
     "flair_ml": result.summary["flair_ml"],
 }, default=float))"""
 """Appended to the executed notebook (in memory only): what its kernel ended with, as JSON."""
-
-
-def execute_with_probe(path: Path, tmp_path: Path, probe: str, timeout: int) -> tuple[list, dict]:
-    """Execute the notebook stored at `path` (checked to be stored without outputs) with a
-    probe cell appended; returns the outputs of its own cells and the probe's JSON."""
-    notebook = nbformat.read(path, as_version=4)
-    assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
-    notebook.cells.append(nbformat.v4.new_code_cell(probe))
-    NotebookClient(
-        notebook,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()  # raises CellExecutionError on the first failing cell
-    *cells, probe_cell = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    printed = "".join(o.get("text", "") for o in probe_cell.outputs if o.output_type == "stream")
-    return [output for cell in cells for output in cell.outputs], json.loads(printed)
 
 
 def test_calibration_notebook_runs_and_recovers_the_synthetic_truth(tmp_path, monkeypatch):
