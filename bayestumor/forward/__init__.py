@@ -8,6 +8,7 @@ from bayestumor.forward._seed import SEED_SHAPES as SEED_SHAPES
 from bayestumor.forward._seed import TUMOR_GROWTH_TOOLKIT_SEED as TUMOR_GROWTH_TOOLKIT_SEED
 from bayestumor.forward._seed import gaussian_seed as gaussian_seed
 from bayestumor.forward._seed import seed_density as seed_density
+from bayestumor.forward._splitting import SplitStep as SplitStep
 
 __all__ = [
     "DEFAULT_SEED_SIGMA_MM",
@@ -19,6 +20,7 @@ __all__ = [
     "FixedStep",
     "GrowthParams",
     "PDEForward",
+    "SplitStep",
     "gaussian_seed",
     "relative_diffusivity",
     "seed_density",
