@@ -7,10 +7,12 @@ command line can build its parser and show every default in well under a second.
 from bayestumor.config._calibration import BUILTIN_SAMPLERS as BUILTIN_SAMPLERS
 from bayestumor.config._calibration import DEFAULT_CTV_PROBABILITY as DEFAULT_CTV_PROBABILITY
 from bayestumor.config._calibration import DEFAULT_EPSILON as DEFAULT_EPSILON
+from bayestumor.config._calibration import DEFAULT_MISFIT_LENGTH_MM as DEFAULT_MISFIT_LENGTH_MM
 from bayestumor.config._calibration import DEFAULT_THRESHOLD_U as DEFAULT_THRESHOLD_U
 from bayestumor.config._calibration import FORWARD_KINDS as FORWARD_KINDS
 from bayestumor.config._calibration import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD
 from bayestumor.config._calibration import LESION_TISSUES as LESION_TISSUES
+from bayestumor.config._calibration import LIKELIHOODS as LIKELIHOODS
 from bayestumor.config._calibration import PET_NORMALISATIONS as PET_NORMALISATIONS
 from bayestumor.config._calibration import SEED_SHAPES as SEED_SHAPES
 from bayestumor.config._calibration import TUMOUR_LABEL_CONVENTIONS as TUMOUR_LABEL_CONVENTIONS
@@ -20,6 +22,7 @@ from bayestumor.config._priors import GROWTH_NAMES_SCALE_FREE as GROWTH_NAMES_SC
 from bayestumor.config._priors import IMAGING_NAMES as IMAGING_NAMES
 from bayestumor.config._priors import LOG_UNIFORM as LOG_UNIFORM
 from bayestumor.config._priors import SEED_NAMES as SEED_NAMES
+from bayestumor.config._priors import SEED_SIGMA_RANGE_MM as SEED_SIGMA_RANGE_MM
 from bayestumor.config._priors import UNITS as UNITS
 from bayestumor.config._priors import Priors as Priors
 from bayestumor.config._priors import Spec as Spec

@@ -38,6 +38,14 @@ SEED_SHAPES = ("gaussian", "heat-kernel")
 Gaussian cut to 0 at `HEAT_KERNEL_THRESHOLD` (TumorGrowthToolkit's seed)."""
 HEAT_KERNEL_THRESHOLD = 0.1
 """Density at or below which the ``"heat-kernel"`` seed is set to 0 (TumorGrowthToolkit's cut)."""
+LIKELIHOODS = ("calibrated", "exact")
+"""How the scans enter the posterior: ``calibrated`` (a power likelihood whose learning rate η
+is set from the spatial correlation of the misfit at the MAP,
+`bayestumor.inference.misfit_learning_rate`) or ``exact`` (every voxel independent, η = 1)."""
+DEFAULT_MISFIT_LENGTH_MM = 10.0
+"""Bandwidth ℓ of the spatial kernel exp(−d²/2ℓ²) with which the misfit's correlation is
+estimated (`bayestumor.inference.misfit_learning_rate`), mm: the middle of the 5–20 mm
+correlation lengths of boundary errors the stress suite (`benchmarks/coverage.py`) draws."""
 LESION_TISSUES = ("as-given", "white-matter", "brain")
 """Tissue of the lesion's (T1c ∪ FLAIR) voxels (`bayestumor.imaging.with_lesion_tissue`)."""
 
@@ -88,6 +96,14 @@ class CalibrationConfig:
             `bayestumor.forward.seed_density`). The surrogate knows the Gaussian only.
         seed_sigma_mm: the seed's width σ, mm; None: 4 mm, widened to the voxel size.
         seed_amplitude: the seed's peak density, in (0, 1] (above 0.1 for ``"heat-kernel"``).
+        likelihood: ``"calibrated"`` (default): the per-voxel likelihood raised to a learning
+            rate η ≤ 1 estimated from the spatial correlation of the misfit at the MAP, so that
+            spatially correlated errors of the scans and of the model (a boundary a few mm off
+            along a stretch) count as the few independent pieces of evidence they are; or
+            ``"exact"``: every voxel independent (η = 1), exact when the scans are draws from
+            the model itself. `bayestumor.inference.misfit_learning_rate` defines η.
+        misfit_length_mm: bandwidth ℓ of the kernel with which the misfit's spatial
+            correlation is estimated, mm (`DEFAULT_MISFIT_LENGTH_MM`).
         lesion_tissue: the tissue of the lesion's voxels (T1c ∪ FLAIR), one of
             `LESION_TISSUES`: ``"as-given"`` (the maps as read), ``"white-matter"`` (wm = 1),
             ``"brain"`` (wm + gm = 1 in their given ratio, CSF 0);
@@ -122,6 +138,8 @@ class CalibrationConfig:
     seed_sigma_mm: float | None = None
     seed_amplitude: float = 1.0
     lesion_tissue: str = "as-given"
+    likelihood: str = "calibrated"
+    misfit_length_mm: float = DEFAULT_MISFIT_LENGTH_MM
 
     def __post_init__(self):
         _check_seed_and_lesion(self)
@@ -134,13 +152,23 @@ class CalibrationConfig:
             raise InputError(
                 f"unknown PET normalisation {self.pet_normalise!r}; choose from {PET_NORMALISATIONS}"
             )
+        if self.likelihood not in LIKELIHOODS:
+            raise InputError(f"unknown likelihood {self.likelihood!r}; choose from {LIKELIHOODS}")
         if self.forward not in FORWARD_KINDS:
             raise InputError(f"unknown forward model {self.forward!r}; choose from {FORWARD_KINDS}")
         if self.smc_kernel not in SMC_KERNELS:
             raise InputError(f"unknown SMC kernel {self.smc_kernel!r}; choose from {SMC_KERNELS}")
         if self.sampler not in BUILTIN_SAMPLERS:
             raise InputError(f"unknown sampler {self.sampler!r}; choose from {BUILTIN_SAMPLERS}")
-        positive = ("spacing_mm", "chains", "warmup", "draws", "smc_particles", "reaction_step")
+        positive = (
+            "spacing_mm",
+            "chains",
+            "warmup",
+            "draws",
+            "smc_particles",
+            "reaction_step",
+            "misfit_length_mm",
+        )
         for name in positive:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -200,6 +228,11 @@ def _check_seed_and_lesion(config: CalibrationConfig) -> None:
         and config.seed_sigma_mm in (None, 4.0)
         and config.seed_amplitude == 1.0
     )
+    if config.forward == "surrogate" and config.priors.seed_sigma is not None:
+        raise InputError(
+            "the surrogate was trained on one seed width (4 mm); priors.seed_sigma needs "
+            "forward='pde'"
+        )
     if config.forward == "surrogate" and not trained_seed:
         raise InputError(
             "the surrogate was trained on the default seed (a 4 mm Gaussian of amplitude 1); "

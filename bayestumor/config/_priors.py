@@ -14,6 +14,12 @@ Growth parameters (Fisher–Kolmogorov; D_w in white matter, D_g = D_w / 10):
   (ρT from 1 to 64 e-folds), the ranges the physical defaults imply for visible tumours.
 - Seed ``seed_x, seed_y, seed_z`` (world mm): Normal centred on the T1c centre of mass
   (`Patient.lesion_center_mm`), sd ``seed_sd_mm`` = 10 mm, truncated to the region of interest.
+- Seed width ``seed_sigma`` (mm), off by default (None: the forward map's fixed width, 4 mm or
+  the voxel). T counts from a seed of some size, and tools disagree on it: TumorGrowthToolkit's
+  (σ ≈ 3.2 mm, peak 0.5, cut at 0.1) holds as many cells as a peak-1 Gaussian of σ ≈ 2.5 mm, ours
+  σ = 4 mm four times more — about 1.4 proliferation e-folds of ρT. A range such as
+  `SEED_SIGMA_RANGE_MM` (log-uniform, 2–8 mm: a 64-fold range of initial cell numbers) makes the
+  width a nuisance parameter, so that μ_ρ and μ_D carry the uncertainty of the seed's size.
 
 Imaging parameters (Ezhov et al. 2023, Table I; dimensionless unless stated):
 
@@ -38,11 +44,14 @@ from bayestumor.errors import InputError
 Spec = float | tuple[float, float]
 """A prior range ``(low, high)`` or a fixed value."""
 
+SEED_SIGMA_RANGE_MM = (2.0, 8.0)
+"""A log-uniform range for the seed width as a nuisance parameter, mm (module docstring)."""
+
 GROWTH_NAMES_PHYSICAL = ("D_w", "rho", "T")
 GROWTH_NAMES_SCALE_FREE = ("mu_D", "mu_rho")
 SEED_NAMES = ("seed_x", "seed_y", "seed_z")
 IMAGING_NAMES = ("u_c_t1c", "u_c_flair", "sigma_alpha", "b", "sigma")
-LOG_UNIFORM = frozenset({"D_w", "rho", "T", "mu_D", "mu_rho"})
+LOG_UNIFORM = frozenset({"D_w", "rho", "T", "mu_D", "mu_rho", "seed_sigma"})
 """Parameters whose prior is uniform in log space (they are sampled as ``log_<name>``)."""
 
 UNITS = {
@@ -54,6 +63,7 @@ UNITS = {
     "seed_x": "mm",
     "seed_y": "mm",
     "seed_z": "mm",
+    "seed_sigma": "mm",
     "u_c_t1c": "1",
     "u_c_flair": "1",
     "sigma_alpha": "1",
@@ -74,6 +84,8 @@ class Priors:
         mu_D: mm, log-uniform range or fixed value (scale-free only).
         mu_rho: dimensionless, log-uniform range or fixed value (scale-free only).
         seed_sd_mm: sd of the seed prior around the lesion centre, mm (> 0).
+        seed_sigma: the seed's width, mm: a log-uniform range (a nuisance parameter, e.g.
+            `SEED_SIGMA_RANGE_MM`), a fixed value, or None (the forward map's own width).
         u_c_t1c, u_c_flair, sigma_alpha, b, sigma: uniform ranges or fixed values.
     """
 
@@ -84,6 +96,7 @@ class Priors:
     mu_D: Spec = (1.0, 30.0)
     mu_rho: Spec = (1.0, 8.0)
     seed_sd_mm: float = 10.0
+    seed_sigma: Spec | None = None
     u_c_t1c: Spec = (0.6, 0.8)
     u_c_flair: Spec = (0.05, 0.6)
     sigma_alpha: Spec = (0.05, 0.08)
@@ -95,7 +108,10 @@ class Priors:
             raise InputError(f"unknown parametrisation {self.parametrisation!r}")
         if not (math.isfinite(self.seed_sd_mm) and self.seed_sd_mm > 0):
             raise InputError(f"seed_sd_mm must be positive, got {self.seed_sd_mm}")
-        for name in GROWTH_NAMES_PHYSICAL + GROWTH_NAMES_SCALE_FREE + IMAGING_NAMES:
+        names = GROWTH_NAMES_PHYSICAL + GROWTH_NAMES_SCALE_FREE + IMAGING_NAMES
+        if self.seed_sigma is not None:
+            names += ("seed_sigma",)
+        for name in names:
             spec = getattr(self, name)
             if isinstance(spec, list):
                 spec = tuple(spec)
@@ -114,6 +130,11 @@ class Priors:
         if self.parametrisation == "physical":
             return GROWTH_NAMES_PHYSICAL
         return GROWTH_NAMES_SCALE_FREE
+
+    @property
+    def seed_width_free(self) -> bool:
+        """Whether the seed width is sampled (a range), not fixed or the forward map's own."""
+        return self.seed_sigma is not None and not is_fixed(self.seed_sigma)
 
     def max_diffusion_and_reaction(self) -> tuple[float, float]:
         """Upper ends of D_w·T (mm²) and ρ·T over the prior, for `PDEForward.sized_for`."""
@@ -174,6 +195,7 @@ __all__ = [
     "GROWTH_NAMES_SCALE_FREE",
     "IMAGING_NAMES",
     "SEED_NAMES",
+    "SEED_SIGMA_RANGE_MM",
     "UNITS",
     "Priors",
     "Spec",

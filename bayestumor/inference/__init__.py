@@ -4,7 +4,8 @@ Samplers sit behind one registry (`run_inference`, `register_sampler`, `SAMPLERS
 NUTS, BlackJAX NUTS and BlackJAX adaptive tempered SMC. Every sampler returns the same
 `SamplerRun`, which `build_result` turns into an `InferenceResult`: an ArviZ DataTree (posterior,
 sample_stats, log_likelihood, posterior_predictive, observed_data, constant_data) plus a
-diagnostics dict. `reweight` corrects draws of one problem towards another (PSIS).
+diagnostics dict. `reweight` corrects draws of one problem towards another (PSIS). `misfit_learning_rate` sets
+the power of the likelihood from the spatial correlation of the misfit at the MAP.
 """
 
 from bayestumor.inference._blackjax_nuts import sample_blackjax_nuts as sample_blackjax_nuts
@@ -12,6 +13,8 @@ from bayestumor.inference._diagnostics import ESS_PER_CHAIN_MIN as ESS_PER_CHAIN
 from bayestumor.inference._diagnostics import RHAT_MAX as RHAT_MAX
 from bayestumor.inference._diagnostics import diagnose as diagnose
 from bayestumor.inference._diagnostics import format_diagnostics as format_diagnostics
+from bayestumor.inference._learning_rate import LearningRate as LearningRate
+from bayestumor.inference._learning_rate import misfit_learning_rate as misfit_learning_rate
 from bayestumor.inference._map import find_map as find_map
 from bayestumor.inference._map import laplace_covariance as laplace_covariance
 from bayestumor.inference._numpyro_nuts import sample_numpyro_nuts as sample_numpyro_nuts

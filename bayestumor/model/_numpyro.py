@@ -184,7 +184,8 @@ def _physical_without_ridge(priors: Priors) -> tuple[Array, Array, Array]:
 
 
 def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
-    """Sample the growth parameters and the seed; returns them as `GrowthParams`."""
+    """Sample the growth parameters and the seed (with its width when `priors.seed_sigma` says
+    so; ``log_seed_sigma`` is sampled, ``seed_sigma`` recorded); returns `GrowthParams`."""
     seed = []
     for axis, name in enumerate(SEED_NAMES):
         prior = dist.TruncatedNormal(
@@ -195,18 +196,19 @@ def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
         )
         seed.append(numpyro.sample(name, prior))
     seed_mm = jnp.stack(seed)
+    seed_sigma = None if priors.seed_sigma is None else _parameter("seed_sigma", priors.seed_sigma)
     if priors.parametrisation == "physical":
         if any(is_fixed(getattr(priors, name)) for name in ("D_w", "rho", "T")):
             D_w, rho, T = (_parameter(name, getattr(priors, name)) for name in ("D_w", "rho", "T"))
         else:
             D_w, rho, T = _physical_without_ridge(priors)
-        params = GrowthParams(D_w=D_w, rho=rho, T=T, seed_mm=seed_mm)
+        params = GrowthParams(D_w=D_w, rho=rho, T=T, seed_mm=seed_mm, seed_sigma_mm=seed_sigma)
         numpyro.deterministic("mu_D", params.mu_D)
         numpyro.deterministic("mu_rho", params.mu_rho)
         return params
     mu_D = _parameter("mu_D", priors.mu_D)
     mu_rho = _parameter("mu_rho", priors.mu_rho)
-    return GrowthParams.from_scale_free(mu_D, mu_rho, seed_mm)
+    return GrowthParams.from_scale_free(mu_D, mu_rho, seed_mm, seed_sigma_mm=seed_sigma)
 
 
 def sample_imaging_params(
@@ -231,8 +233,13 @@ def tumour_model(
     *,
     epsilon: float = DEFAULT_EPSILON,
     include_likelihood: bool = True,
+    learning_rate: float = 1.0,
 ) -> None:
     """NumPyro model of one patient's scans given the growth model.
+
+    With a `learning_rate` η < 1 the likelihood is raised to the power η (a generalised-Bayes
+    power posterior: every observed site's log density is scaled by η): the scans then count as
+    η·n independent voxels rather than n (`bayestumor.inference.misfit_learning_rate`).
 
     Args:
         forward: forward map from `GrowthParams` to density on the ROI grid (PDE or surrogate).
@@ -241,6 +248,7 @@ def tumour_model(
         epsilon: clipping of the MRI visibility probability to [ε, 1 − ε].
         include_likelihood: False gives the prior alone (no forward solve), used for prior
             draws and the prior term of tempered SMC.
+        learning_rate: η in (0, 1]; 1 is the exact per-voxel likelihood.
     """
     priors = Priors() if priors is None else priors
     modalities = observation_model(data.modalities, epsilon)
@@ -249,12 +257,13 @@ def tumour_model(
     if not include_likelihood:
         return
     density = brain_density(forward, params, data)
-    for modality in modalities:
-        numpyro.sample(
-            modality.name,
-            modality.distribution(density, imaging),
-            obs=data.observed[modality.name],
-        )
+    with numpyro.handlers.scale(scale=learning_rate):
+        for modality in modalities:
+            numpyro.sample(
+                modality.name,
+                modality.distribution(density, imaging),
+                obs=data.observed[modality.name],
+            )
 
 
 __all__ = [

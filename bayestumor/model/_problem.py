@@ -39,12 +39,19 @@ class CalibrationProblem:
         data: the patient's brain voxels and observations.
         priors: prior ranges and parametrisation.
         epsilon: clipping of the MRI visibility probability.
+        learning_rate: η in (0, 1], the power of the likelihood (1: exact per-voxel model;
+            `bayestumor.inference.misfit_learning_rate` estimates it from the misfit).
     """
 
     forward: AbstractForwardModel
     data: ModelData
     priors: Priors = field(default_factory=Priors)
     epsilon: float = DEFAULT_EPSILON
+    learning_rate: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 < self.learning_rate <= 1.0:
+            raise ValueError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
 
     def model(self, include_likelihood: bool = True) -> None:
         """The NumPyro model of this problem (no arguments)."""
@@ -54,6 +61,7 @@ class CalibrationProblem:
             self.priors,
             epsilon=self.epsilon,
             include_likelihood=include_likelihood,
+            learning_rate=self.learning_rate,
         )
 
     @functools.cached_property
@@ -95,7 +103,8 @@ class CalibrationProblem:
         return -self._posterior_info.potential_fn(position)
 
     def log_likelihood(self, position: Position) -> Array:
-        """Total log-likelihood at an unconstrained position (one forward solve)."""
+        """Total log-likelihood at an unconstrained position (one forward solve), raised to the
+        learning rate (η times the per-voxel sum)."""
         return self.log_density(position) - self.log_prior(position)
 
     def constrain(self, position: Position) -> dict[str, Array]:
@@ -115,9 +124,20 @@ class CalibrationProblem:
     def growth_params(self, named: dict[str, Array]) -> GrowthParams:
         """`GrowthParams` from named (constrained) parameters; works on batches."""
         seed_mm = jnp.stack([named[name] for name in SEED_NAMES], axis=-1)
+        sigma = self.priors.seed_sigma
+        if sigma is not None:  # a sampled width is a named parameter; a fixed one may not be
+            sigma = named["seed_sigma"] if self.priors.seed_width_free else jnp.float32(sigma)
         if self.priors.parametrisation == "physical":
-            return GrowthParams(D_w=named["D_w"], rho=named["rho"], T=named["T"], seed_mm=seed_mm)
-        return GrowthParams.from_scale_free(named["mu_D"], named["mu_rho"], seed_mm)
+            return GrowthParams(
+                D_w=named["D_w"],
+                rho=named["rho"],
+                T=named["T"],
+                seed_mm=seed_mm,
+                seed_sigma_mm=sigma,
+            )
+        return GrowthParams.from_scale_free(
+            named["mu_D"], named["mu_rho"], seed_mm, seed_sigma_mm=sigma
+        )
 
     @functools.cached_property
     def modalities(self) -> tuple[AbstractModality, ...]:
@@ -132,7 +152,8 @@ class CalibrationProblem:
         growth = list(self.priors.growth_names)
         if self.priors.parametrisation == "physical":
             growth += ["mu_D", "mu_rho"]
-        return [*growth, *SEED_NAMES, *imaging_parameter_names(self.modalities)]
+        seed = [*SEED_NAMES, "seed_sigma"] if self.priors.seed_width_free else list(SEED_NAMES)
+        return [*growth, *seed, *imaging_parameter_names(self.modalities)]
 
     def pointwise_log_likelihood(self, named: dict[str, Array], density: Array) -> dict[str, Array]:
         """Per-voxel log-likelihood of each observed modality at the brain voxels, (n,) each."""
