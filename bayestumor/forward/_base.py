@@ -19,12 +19,16 @@ class GrowthParams(eqx.Module):
         rho: proliferation rate, 1/day.
         T: time since the seed, days.
         seed_mm: seed position (x, y, z) in world millimetres (the NIfTI affine's space).
+        seed_sigma_mm: width of the initial Gaussian seed, mm, when it is a parameter (sampled
+            as a nuisance: T then counts from a seed of this width); None: the forward map's
+            own fixed width (`PDEForward.seed_sigma_mm`).
     """
 
     D_w: Float[ArrayLike, "*batch"]
     rho: Float[ArrayLike, "*batch"]
     T: Float[ArrayLike, "*batch"]
     seed_mm: Float[ArrayLike, "*batch 3"]
+    seed_sigma_mm: Float[ArrayLike, "*batch"] | None = None
 
     @classmethod
     def from_scale_free(
@@ -33,6 +37,7 @@ class GrowthParams(eqx.Module):
         mu_rho: Float[ArrayLike, "*batch"],
         seed_mm: Float[ArrayLike, "*batch 3"],
         T: Float[ArrayLike, "*batch"] = 1.0,
+        seed_sigma_mm: Float[ArrayLike, "*batch"] | None = None,
     ) -> GrowthParams:
         """Physical parameters from the scale-free ones μ_D = √(D_w T) [mm], μ_ρ = √(ρ T) [-].
 
@@ -40,7 +45,13 @@ class GrowthParams(eqx.Module):
         depends on (D_w, ρ, T) only through them, so any T > 0 (default 1 day) gives the same map.
         """
         T = jnp.asarray(T)
-        return cls(D_w=jnp.square(mu_D) / T, rho=jnp.square(mu_rho) / T, T=T, seed_mm=seed_mm)
+        return cls(
+            D_w=jnp.square(mu_D) / T,
+            rho=jnp.square(mu_rho) / T,
+            T=T,
+            seed_mm=seed_mm,
+            seed_sigma_mm=seed_sigma_mm,
+        )
 
     @property
     def mu_D(self) -> Array:

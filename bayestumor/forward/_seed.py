@@ -64,7 +64,7 @@ def gaussian_seed(
     centre_voxel: Float[Array, "3"],
     shape: tuple[int, int, int],
     spacing_mm: tuple[float, float, float],
-    sigma_mm: float,
+    sigma_mm: float | Float[Array, ""],
 ) -> Float[Array, "x y z"]:
     """exp(−|x − c|² / (2σ²)) at the voxel centres of a grid with orthogonal axes, peak 1.
 
@@ -91,7 +91,7 @@ def seed_density(
     shape: tuple[int, int, int],
     spacing_mm: tuple[float, float, float],
     *,
-    sigma_mm: float,
+    sigma_mm: float | Float[Array, ""],
     amplitude: float = 1.0,
     seed_shape: str = "gaussian",
 ) -> Float[Array, "x y z"]:
@@ -101,11 +101,14 @@ def seed_density(
         centre_voxel: seed position in continuous voxel indices (3,).
         shape: grid shape.
         spacing_mm: voxel edge per axis, mm.
-        sigma_mm: width σ of the Gaussian (heat) kernel, mm.
+        sigma_mm: width σ of the Gaussian (heat) kernel, mm: a number, or a traced scalar (a
+            sampled seed width; then checked by the caller's prior).
         amplitude: peak density.
         seed_shape: ``"gaussian"`` or ``"heat-kernel"`` (cut at or below `HEAT_KERNEL_THRESHOLD`).
     """
-    check_seed_options(seed_shape, sigma_mm, amplitude)
+    check_seed_options(
+        seed_shape, sigma_mm if isinstance(sigma_mm, int | float) else None, amplitude
+    )
     density = amplitude * gaussian_seed(centre_voxel, shape, spacing_mm, sigma_mm)
     if seed_shape == "heat-kernel":
         # Hard cut: exact, and gradients flow through the kept voxels only.

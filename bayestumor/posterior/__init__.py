@@ -1,7 +1,16 @@
-"""Posterior products from density draws: statistics, infiltration probability, target volumes."""
+"""Posterior products from density draws: statistics, infiltration probability, target volumes,
+and the checks that say when a fit cannot explain the scans (`predictive_checks`,
+`parameters_at_prior_bounds`, `target_volumes`)."""
 
 from bayestumor.config import DEFAULT_CTV_PROBABILITY as DEFAULT_CTV_PROBABILITY
 from bayestumor.config import DEFAULT_THRESHOLD_U as DEFAULT_THRESHOLD_U
+from bayestumor.posterior._checks import DICE_MIN as DICE_MIN
+from bayestumor.posterior._checks import FLAIR_INSIDE_TARGET_MIN as FLAIR_INSIDE_TARGET_MIN
+from bayestumor.posterior._checks import TARGET_PROBABILITIES as TARGET_PROBABILITIES
+from bayestumor.posterior._checks import dice as dice
+from bayestumor.posterior._checks import parameters_at_prior_bounds as parameters_at_prior_bounds
+from bayestumor.posterior._checks import predictive_checks as predictive_checks
+from bayestumor.posterior._checks import target_volumes as target_volumes
 from bayestumor.posterior._maps import DEFAULT_QUANTILES as DEFAULT_QUANTILES
 from bayestumor.posterior._maps import PosteriorMaps as PosteriorMaps
 from bayestumor.posterior._maps import posterior_maps as posterior_maps

@@ -263,3 +263,78 @@ def test_cli_calibrate_maps_seed_and_lesion_options_to_the_config(
         ("heat-kernel", 3.162, 1.0, "brain"),
         ("heat-kernel", 6.0, 1.0, "brain"),
     ]
+
+
+def test_sampled_seed_width_equals_a_solver_built_with_that_width(x64):
+    """`GrowthParams.seed_sigma_mm` (a nuisance parameter) overrides the solver's own width,
+    and the density is differentiable in it: central differences of a float64 solve agree."""
+    anatomy = make_phantom((16, 16, 16), 4.0)
+    base = dict(D_w=0.1, rho=0.03, T=150.0, seed_mm=jnp.array([4.0, -3.0, 2.0]))
+    solver = PDEForward.from_anatomy(anatomy).sized_for(30.0, 8.0)
+    for width in (2.5, 6.0):
+        fixed = PDEForward.from_anatomy(anatomy, seed_sigma_mm=width).sized_for(30.0, 8.0)
+        np.testing.assert_allclose(
+            solver(GrowthParams(**base, seed_sigma_mm=jnp.float64(width))),
+            fixed(GrowthParams(**base)),
+            atol=1e-12,
+        )
+
+    def mass(width):
+        return jnp.sum(solver(GrowthParams(**base, seed_sigma_mm=width)))
+
+    width, step = jnp.float64(5.0), 1e-4
+    finite = (mass(width + step) - mass(width - step)) / (2 * step)
+    assert float(jax.grad(mass)(width)) == pytest.approx(float(finite), rel=1e-5)
+    assert float(finite) > 0  # a wider seed holds more cells, so the tumour is larger
+
+
+def test_seed_width_prior_adds_a_parameter_the_surrogate_refuses():
+    from bayestumor.config import SEED_SIGMA_RANGE_MM, CalibrationConfig, Priors
+    from bayestumor.errors import InputError
+    from bayestumor.model import CalibrationProblem, model_data_from_patient
+    from tests._calibration_problems import FAST_PRIORS, synthetic_patient
+
+    patient = synthetic_patient()
+    forward = PDEForward.from_anatomy(patient.anatomy).sized_for(50.0, 30.0)
+    data = model_data_from_patient(patient)
+    free = CalibrationProblem(forward, data, FAST_PRIORS.replace(seed_sigma=(5.0, 12.0)))
+    assert "log_seed_sigma" in free.site_names
+    assert "seed_sigma" in free.parameter_names
+    fixed = CalibrationProblem(forward, data, FAST_PRIORS.replace(seed_sigma=7.0))
+    assert "log_seed_sigma" not in fixed.site_names
+    assert "seed_sigma" not in fixed.parameter_names
+    named = fixed.constrain(fixed.initial_position())
+    assert float(named["seed_sigma"]) == 7.0  # recorded, and used by the forward map:
+    assert float(fixed.growth_params(named).seed_sigma_mm) == 7.0
+    assert CalibrationProblem(forward, data, FAST_PRIORS).growth_params(named).seed_sigma_mm is None
+    with pytest.raises(InputError, match="seed_sigma needs forward='pde'"):
+        CalibrationConfig(forward="surrogate", priors=Priors(seed_sigma=SEED_SIGMA_RANGE_MM))
+    with pytest.raises(InputError, match="seed_sigma"):
+        Priors(seed_sigma=(0.0, 4.0))  # log-uniform: positive bounds
+
+
+def test_cli_calibrate_maps_likelihood_and_seed_width_options(patient_dir, tmp_path, monkeypatch):
+    import bayestumor.workflows
+    from bayestumor.config import SEED_SIGMA_RANGE_MM
+
+    seen = []
+
+    def fake_calibrate(patient_dir, out, config):
+        seen.append(config)
+        return SimpleNamespace(out_dir=out, summary={"diagnostics": {"passed": True}})
+
+    monkeypatch.setattr(bayestumor.workflows, "calibrate_patient", fake_calibrate)
+    argv = ["calibrate", str(patient_dir), "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert main([*argv, "--likelihood", "exact", "--seed-width-free"]) == 0
+    assert main([*argv, "--misfit-length", "15"]) == 0
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(seen[1].to_dict()))
+    assert main([*argv, "--config", str(config_file)]) == 0  # the file's choices hold
+    summary = [(c.likelihood, c.misfit_length_mm, c.priors.seed_sigma) for c in seen]
+    assert summary == [
+        ("calibrated", 10.0, None),
+        ("exact", 10.0, SEED_SIGMA_RANGE_MM),
+        ("calibrated", 15.0, None),
+        ("exact", 10.0, SEED_SIGMA_RANGE_MM),
+    ]

@@ -164,7 +164,13 @@ class SurrogateForward(AbstractForwardModel):
         return values.reshape(self.grid.shape) * self.roi_habitable
 
     def __call__(self, params: GrowthParams) -> Volume:
-        """Density in [0, 1] at t = T on `self.grid` (scalar parameters; `vmap` for batches)."""
+        """Density in [0, 1] at t = T on `self.grid` (scalar parameters; `vmap` for batches).
+
+        Raises:
+            ValueError: `params.seed_sigma_mm` is set: the network knows only the seed it was
+                trained on.
+        """
+        _refuse_seed_width(params)
         density = self.net(self._inputs(params.seed_mm), params.mu_D, params.mu_rho)
         return self._to_roi(density)
 
@@ -174,6 +180,7 @@ class SurrogateForward(AbstractForwardModel):
         Equivalent to ``jax.vmap(self)(params)`` but lets the network multiply whole batches
         (faster on the CPU).
         """
+        _refuse_seed_width(params)
         inputs = jax.vmap(self._inputs)(jnp.asarray(params.seed_mm))
         density = self.net(inputs, params.mu_D, params.mu_rho)
         return jax.vmap(self._to_roi)(density)
@@ -194,6 +201,14 @@ class SurrogateForward(AbstractForwardModel):
         for message in messages:
             warnings.warn(message, UserWarning, stacklevel=2)
         return messages
+
+
+def _refuse_seed_width(params: GrowthParams) -> None:
+    if params.seed_sigma_mm is not None:
+        raise ValueError(
+            "the surrogate knows only the seed it was trained on (a 4 mm Gaussian); a sampled "
+            "seed width needs the PDE forward map"
+        )
 
 
 def _build(
