@@ -10,7 +10,13 @@ import json
 from pathlib import Path
 
 from bayestumor.cli._simulate import add_seed_options
-from bayestumor.config import PET_NORMALISATIONS, TUMOUR_LABEL_CONVENTIONS, CalibrationConfig
+from bayestumor.config import (
+    LIKELIHOODS,
+    PET_NORMALISATIONS,
+    SEED_SIGMA_RANGE_MM,
+    TUMOUR_LABEL_CONVENTIONS,
+    CalibrationConfig,
+)
 from bayestumor.errors import InputError
 
 
@@ -45,6 +51,29 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         help="with --forward surrogate: reweight N posterior draws by the exact PDE and report "
         "PSIS k-hat and the corrected means (0: skip)",
     )
+    parser.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default=defaults.likelihood,
+        help="calibrated: the per-voxel likelihood raised to a learning rate set from the "
+        "spatial correlation of the misfit (honest when the scans are not draws from the "
+        "model); exact: every voxel independent",
+    )
+    parser.add_argument(
+        "--misfit-length",
+        type=float,
+        default=defaults.misfit_length_mm,
+        metavar="MM",
+        help="bandwidth of the misfit's spatial correlation for --likelihood calibrated, mm",
+    )
+    parser.add_argument(
+        "--seed-width-free",
+        action="store_true",
+        default=defaults.priors.seed_width_free,
+        help="sample the seed's width as a nuisance parameter (log-uniform on "
+        f"{SEED_SIGMA_RANGE_MM[0]:g}-{SEED_SIGMA_RANGE_MM[1]:g} mm): T then counts from a seed "
+        "of unknown size (PDE only)",
+    )
     parser.add_argument("--threshold-u", type=float, default=defaults.threshold_u)
     parser.add_argument("--ctv-probability", type=float, default=defaults.ctv_probability)
     parser.add_argument("--no-plots", action="store_true")
@@ -57,6 +86,8 @@ def config_from(args: argparse.Namespace, base):
     priors = base.priors.replace(
         parametrisation="scale_free" if args.scale_free else base.priors.parametrisation
     )
+    if args.seed_width_free and not priors.seed_width_free:
+        priors = priors.replace(seed_sigma=SEED_SIGMA_RANGE_MM)
     return base.replace(
         forward=args.forward,
         sampler=args.sampler,
@@ -71,6 +102,8 @@ def config_from(args: argparse.Namespace, base):
         priors=priors,
         threshold_u=args.threshold_u,
         ctv_probability=args.ctv_probability,
+        likelihood=args.likelihood,
+        misfit_length_mm=args.misfit_length,
         seed_shape=args.seed_shape,
         seed_sigma_mm=args.seed_sigma_mm,
         seed_amplitude=args.seed_amplitude,
@@ -92,6 +125,8 @@ _OPTION_FIELDS = {
     "seed": "seed",
     "threshold_u": "threshold_u",
     "ctv_probability": "ctv_probability",
+    "likelihood": "likelihood",
+    "misfit_length": "misfit_length_mm",
     "seed_shape": "seed_shape",
     "seed_sigma_mm": "seed_sigma_mm",
     "seed_amplitude": "seed_amplitude",
@@ -108,6 +143,8 @@ def build_defaults() -> argparse.Namespace:
 def _from_config(config, option: str, default):
     if option == "scale_free":
         return config.priors.parametrisation == "scale_free"
+    if option == "seed_width_free":
+        return config.priors.seed_width_free
     if option == "no_plots":
         return not config.plots
     if option in _OPTION_FIELDS:

@@ -4,11 +4,13 @@
   `write_run` (the stored run and its report: maps, figures, summary); `report_directory`
   re-renders the report of a stored run without sampling.
 - `simulate`, `write_simulation`: forward simulation on a patient's or the MNI152 anatomy.
-- `simulate_patient`, `demo_patient`: synthetic patients with known parameters.
+- `simulate_patient`, `demo_patient`: synthetic patients with known parameters;
+  `stress_case`: patients whose scans the calibration model did not generate (the stress suite).
 """
 
 from bayestumor.config import CalibrationConfig as CalibrationConfig
 from bayestumor.workflows._calibrate import calibrate_patient as calibrate_patient
+from bayestumor.workflows._calibrate import calibrated_problem as calibrated_problem
 from bayestumor.workflows._calibrate import check_against_pde as check_against_pde
 from bayestumor.workflows._calibrate import sample_patient as sample_patient
 from bayestumor.workflows._evaluate import EvaluationInputs as EvaluationInputs
@@ -47,6 +49,12 @@ from bayestumor.workflows._simulate import MNI152_DEFAULT_SEED_MM as MNI152_DEFA
 from bayestumor.workflows._simulate import Simulation as Simulation
 from bayestumor.workflows._simulate import simulate as simulate
 from bayestumor.workflows._simulate import write_simulation as write_simulation
+from bayestumor.workflows._stress import STRESS_CONFIGURATIONS as STRESS_CONFIGURATIONS
+from bayestumor.workflows._stress import StressCase as StressCase
+from bayestumor.workflows._stress import displaced_mask as displaced_mask
+from bayestumor.workflows._stress import explicit_euler_fk as explicit_euler_fk
+from bayestumor.workflows._stress import smooth_field as smooth_field
+from bayestumor.workflows._stress import stress_case as stress_case
 from bayestumor.workflows._synthetic import DEMO_SEED_MNI_MM as DEMO_SEED_MNI_MM
 from bayestumor.workflows._synthetic import DEMO_TRUTH as DEMO_TRUTH
 from bayestumor.workflows._synthetic import ImagingParams as ImagingParams

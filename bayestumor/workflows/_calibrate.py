@@ -28,8 +28,11 @@ from bayestumor.imaging import Patient, load_patient, with_lesion_tissue
 from bayestumor.inference import (
     PARETO_K_GOOD,
     InferenceResult,
+    LearningRate,
     Refinement,
     SamplerOptions,
+    find_map,
+    misfit_learning_rate,
     reweight,
     run_inference,
 )
@@ -100,7 +103,7 @@ def sample_patient(
     while True:
         roi = region_of_interest(patient, config)
         validate_patient(roi)
-        problem, inference = _sample_roi(roi, config, forward)
+        problem, inference, learning_rate = _sample_roi(roi, config, forward)
         if len(margins) > rounds or not density_at_roi_edge(
             inference.densities, roi, resampled, config.threshold_u
         ):
@@ -123,14 +126,36 @@ def sample_patient(
         inference=inference,
         refinement=refinement,
         roi_margins_mm=tuple(float(m) for m in margins),
+        learning_rate=learning_rate,
     )
+
+
+def calibrated_problem(
+    problem: CalibrationProblem, config: CalibrationConfig
+) -> tuple[CalibrationProblem, LearningRate]:
+    """`problem` with the likelihood `config.likelihood` asks for: ``"exact"`` as it is,
+    ``"calibrated"`` raised to the learning rate `misfit_learning_rate` estimates at the MAP
+    (with bandwidth `config.misfit_length_mm`)."""
+    voxels = int(problem.data.voxel_index.shape[0])
+    if config.likelihood == "exact":
+        return problem, LearningRate.exact(voxels)
+    position, _ = find_map(problem)
+    learning_rate = misfit_learning_rate(problem, position, config.misfit_length_mm)
+    if config.progress:
+        print(
+            f"learning rate η = {learning_rate.value:.3g}: the {voxels} brain voxels count as "
+            f"{learning_rate.effective_voxels:.0f} independent ones "
+            f"(misfit correlation over ℓ = {config.misfit_length_mm:g} mm)"
+        )
+    return dataclasses.replace(problem, learning_rate=learning_rate.value), learning_rate
 
 
 def _sample_roi(
     roi: Patient, config: CalibrationConfig, forward: AbstractForwardModel | None
-) -> tuple[CalibrationProblem, InferenceResult]:
-    """Build the problem on `roi` and sample its posterior under `config`."""
-    problem = build_problem(roi, config, forward)
+) -> tuple[CalibrationProblem, InferenceResult, LearningRate]:
+    """Build the problem on `roi` (with the likelihood `config` asks for) and sample its
+    posterior under `config`."""
+    problem, learning_rate = calibrated_problem(build_problem(roi, config, forward), config)
     inference = run_inference(
         problem,
         config.sampler,
@@ -147,7 +172,7 @@ def _sample_roi(
             progress=config.progress,
         ),
     )
-    return problem, inference
+    return problem, inference, learning_rate
 
 
 def _roi_faces(roi: Patient, resampled: Patient) -> tuple[np.ndarray, np.ndarray]:
@@ -229,6 +254,7 @@ def calibrate_patient(
 
 __all__ = [
     "calibrate_patient",
+    "calibrated_problem",
     "check_against_pde",
     "density_at_roi_edge",
     "grown_margin_mm",

@@ -27,11 +27,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bayestumor.imaging import BRAIN_THRESHOLD, Patient
-from bayestumor.posterior import STANDARD_MARGIN_MM, PosteriorMaps, standard_plan
+from bayestumor.posterior import (
+    FLAIR_INSIDE_TARGET_MIN,
+    STANDARD_MARGIN_MM,
+    PosteriorMaps,
+    standard_plan,
+)
 from bayestumor.utils import atomic_path
 from bayestumor.workflows._plots import _slices, _voxel_index
 
-FLAIR_COVERAGE_WARNING = 0.95
+FLAIR_COVERAGE_WARNING = FLAIR_INSIDE_TARGET_MIN
 """Below this fraction of the visible FLAIR inside the CTV, the report warns prominently."""
 
 FLAIR_OUTSIDE_MESSAGE = "the target volume leaves visible abnormality outside"

@@ -26,7 +26,16 @@ from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.imaging import Grid, Patient, load_patient, save_patient
 from bayestumor.inference import Refinement, format_diagnostics, format_refinement
 from bayestumor.model import UNITS, AbstractModality, batched
-from bayestumor.posterior import PosteriorMaps, posterior_maps, write_posterior_maps
+from bayestumor.posterior import (
+    DICE_MIN,
+    FLAIR_INSIDE_TARGET_MIN,
+    PosteriorMaps,
+    parameters_at_prior_bounds,
+    posterior_maps,
+    predictive_checks,
+    target_volumes,
+    write_posterior_maps,
+)
 from bayestumor.utils import atomic_directory
 from bayestumor.workflows._setup import CalibrationRun, build_problem
 
@@ -118,6 +127,9 @@ def write_run(
     """
     started = time.perf_counter() if started is None else started
     refinement = run.refinement
+    diagnostics = dict(run.inference.diagnostics)
+    if run.learning_rate is not None:
+        diagnostics["likelihood"] = run.learning_rate.to_dict()
     report = _Report(
         config=run.config,
         patient_name=run.patient_name,
@@ -125,7 +137,7 @@ def write_run(
         original_grid=run.original_grid,
         original_volumes_ml=run.original_volumes_ml,
         datatree=run.inference.datatree,
-        diagnostics=run.inference.diagnostics,
+        diagnostics=diagnostics,
         densities=run.inference.densities,
         modalities=run.problem.modalities,
         names=run.problem.parameter_names,
@@ -135,7 +147,7 @@ def write_run(
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         run.inference.datatree.to_netcdf(tmp / "posterior.nc", engine="h5netcdf")
-        _write_json(tmp / "diagnostics.json", run.inference.diagnostics)
+        _write_json(tmp / "diagnostics.json", diagnostics)
         _write_json(tmp / "config.json", run.config.to_dict())
         _write_json(
             tmp / "run.json",
@@ -155,7 +167,7 @@ def write_run(
             (tmp / "pde_check.md").write_text(format_refinement(refinement) + "\n")
         maps, summary = _render(report, tmp, started)
     if run.config.progress:
-        print(format_diagnostics(run.inference.diagnostics))
+        print(format_diagnostics(diagnostics))
         print(format_summary(summary))
         if refinement is not None:
             print(
@@ -290,6 +302,8 @@ def _render(report: _Report, directory: Path, started: float) -> tuple[Posterior
         "ctv_at_roi_edge": maps.ctv_at_roi_edge,
         "flair_ml": volumes.get("flair"),
         "t1c_ml": volumes.get("t1c"),
+        "likelihood": report.diagnostics.get("likelihood"),
+        "checks": _checks(report, maps),
         "input_notes": list(report.roi.notes),
         "pde_check": report.pde_check,
         "runtime_s": None,
@@ -306,11 +320,65 @@ def _render(report: _Report, directory: Path, started: float) -> tuple[Posterior
         )
         plot_trace(report.datatree, directory / "figures" / "trace.png", var_names=report.names)
     summary["runtime_s"] = time.perf_counter() - started
+    _warn_about(summary["checks"])
     _write_json(directory / "summary.json", summary)
     from bayestumor.workflows._html import write_report_html  # matplotlib only when rendering
 
     write_report_html(maps, report.roi, summary, directory / "report.html", images=config.plots)
     return maps, summary
+
+
+def _checks(report: _Report, maps: PosteriorMaps) -> dict[str, Any]:
+    """Target volumes at several probabilities beside the visible FLAIR and the 15 mm standard
+    plan, posterior-predictive checks per modality, and parameters piled at a prior bound
+    (`bayestumor.posterior.target_volumes`, `predictive_checks`, `parameters_at_prior_bounds`)."""
+    from bayestumor.workflows._html import report_volumes
+
+    roi = report.roi
+    observations = roi.observations
+    posterior = report.datatree["posterior"]
+    volumes = report_volumes(maps, roi)
+    return {
+        "targets": target_volumes(maps.exceedance, observations.flair, roi.grid.voxel_volume_ml),
+        "standard_plan_ml": volumes["standard_plan_ml"],
+        "flair_inside_ctv": volumes["flair_inside_ctv"],
+        "predictive": predictive_checks(
+            maps.predicted,
+            {name: getattr(observations, name) for name in ("t1c", "flair", "pet")},
+            roi.anatomy.brain_mask,
+        ),
+        "at_prior_bounds": parameters_at_prior_bounds(
+            {name: np.asarray(posterior[name]) for name in report.names}, report.config.priors
+        ),
+    }
+
+
+def check_failures(checks: dict[str, Any]) -> list[str]:
+    """What the checks of a summary (``summary["checks"]``) find wrong, one line each: a CTV
+    that leaves visible FLAIR outside, a predicted segmentation far from the observed one,
+    parameters piled at a prior bound."""
+    failures = []
+    inside = checks.get("flair_inside_ctv")
+    if inside is not None and inside < FLAIR_INSIDE_TARGET_MIN:
+        failures.append(
+            f"the CTV holds only {100 * inside:.0f} % of the visible FLAIR abnormality "
+            f"(< {100 * FLAIR_INSIDE_TARGET_MIN:.0f} %): the fit does not explain the scans; "
+            "see the targets at lower probabilities"
+        )
+    for name, check in checks.get("predictive", {}).items():
+        value = check.get("dice")
+        if value is not None and value < DICE_MIN:
+            failures.append(
+                f"predicted {name} matches the observed one with Dice {value:.2f} < {DICE_MIN}"
+            )
+    if checks.get("at_prior_bounds"):
+        failures.append("posterior piled at a prior bound: " + ", ".join(checks["at_prior_bounds"]))
+    return failures
+
+
+def _warn_about(checks: dict[str, Any]) -> None:
+    for failure in check_failures(checks):
+        warnings.warn(failure, DiagnosticsWarning, stacklevel=4)
 
 
 def _write_json(path: Path, values: dict) -> None:
@@ -350,6 +418,36 @@ def format_summary(summary: dict[str, Any], truth: dict[str, float] | None = Non
             else ""
         )
     )
+    likelihood = summary.get("likelihood")
+    if likelihood and likelihood.get("likelihood") == "calibrated":
+        lines.append(
+            f"likelihood: calibrated, η = {likelihood['value']:.3g} ("
+            f"{likelihood['voxels']} voxels count as {likelihood['effective_voxels']:.0f}, "
+            f"misfit correlation over {likelihood['misfit_length_mm']:g} mm)"
+        )
+    elif likelihood:
+        lines.append("likelihood: exact (every voxel independent)")
+    checks = summary.get("checks")
+    if checks:
+        targets = ", ".join(
+            f"P ≥ {p}: {t['volume_ml']:.1f} ml"
+            + ("" if t["flair_inside"] is None else f" ({100 * t['flair_inside']:.0f} % FLAIR)")
+            for p, t in checks["targets"].items()
+        )
+        lines.append(f"target volumes {targets}")
+        if checks.get("standard_plan_ml") is not None:
+            lines.append(f"15 mm standard plan: {checks['standard_plan_ml']:.1f} ml")
+        predictive = []
+        for name, check in checks["predictive"].items():
+            if "dice" in check and check["dice"] is not None:
+                predictive.append(f"{name} Dice {check['dice']:.2f}")
+            elif "rms_residual" in check:
+                predictive.append(
+                    f"PET residual {check['mean_residual']:+.3f} ± {check['rms_residual']:.3f}"
+                )
+        if predictive:
+            lines.append("posterior-predictive: " + ", ".join(predictive))
+        lines.extend(f"CHECK: {failure}" for failure in check_failures(checks))
     if summary.get("runtime_s") is not None:
         lines.append(f"runtime {summary['runtime_s']:.1f} s")
     return "\n".join(lines)
@@ -358,6 +456,7 @@ def format_summary(summary: dict[str, Any], truth: dict[str, float] | None = Non
 __all__ = [
     "RUN_FORMAT",
     "CalibrationResult",
+    "check_failures",
     "format_summary",
     "refinement_summary",
     "report_directory",

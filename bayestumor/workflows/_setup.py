@@ -14,7 +14,7 @@ from bayestumor.config import CalibrationConfig
 from bayestumor.errors import InputError
 from bayestumor.forward import AbstractForwardModel, FixedStep, PDEForward
 from bayestumor.imaging import PET_TOLERATED_RANGE, Grid, Patient
-from bayestumor.inference import InferenceResult, Refinement
+from bayestumor.inference import InferenceResult, LearningRate, Refinement
 from bayestumor.model import CalibrationProblem, model_data_from_patient
 
 
@@ -33,6 +33,8 @@ class CalibrationRun:
         refinement: with a surrogate forward map, the check against the exact PDE, else None.
         roi_margins_mm: every ROI margin sampled with, in order, mm; the last is
             ``config.margin_mm`` (more than one when the ROI was grown, `sample_patient`).
+        learning_rate: the power of the likelihood the posterior was sampled with and how it
+            was estimated (η = 1 for the exact model).
     """
 
     config: CalibrationConfig
@@ -44,6 +46,7 @@ class CalibrationRun:
     inference: InferenceResult
     refinement: Refinement | None = None
     roi_margins_mm: tuple[float, ...] = ()
+    learning_rate: LearningRate | None = None
 
 
 def validate_patient(patient: Patient) -> None:

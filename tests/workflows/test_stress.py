@@ -1,0 +1,94 @@
+"""The stress suite's generators (`bayestumor.workflows.stress_case` and its parts): each makes
+data the calibration model did not, and each does what it says."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bayestumor.forward import GrowthParams, PDEForward
+from bayestumor.imaging import Anatomy, Grid
+from bayestumor.workflows import (
+    STRESS_CONFIGURATIONS,
+    displaced_mask,
+    explicit_euler_fk,
+    smooth_field,
+    stress_case,
+)
+
+
+def test_smooth_field_has_unit_sd_and_the_stated_correlation():
+    length = 4.0  # voxels of 1 mm
+    field = smooth_field(jax.random.key(0), (64, 64, 64), 1.0, length)
+    assert field.std() == pytest.approx(1.0, abs=1e-6)
+    lag = 4
+    correlation = np.mean(field[:-lag] * field[lag:]) / np.mean(field * field)
+    # White noise blurred by a Gaussian of sd ℓ: correlation exp(−d²/4ℓ²) = exp(−1/4) at d = ℓ;
+    # ±0.1 for the finite field (≈ (64/ℓ)³ = 4096 correlation volumes).
+    assert correlation == pytest.approx(np.exp(-0.25), abs=0.1)
+
+
+def test_displaced_mask_moves_a_boundary_by_the_stated_sd():
+    shape = (48, 48, 48)
+    mask = np.zeros(shape, bool)
+    mask[:24] = True  # a plane boundary between x = 23 and 24
+    moved = displaced_mask(mask, 1.0, jax.random.key(1), sd_mm=2.0, length_mm=6.0)
+    shift = moved.sum(axis=0) - 24.0  # boundary position per (y, z) column, mm
+    # Mean shift 0 up to half a voxel of rounding and the mean's sampling error over the
+    # ≈ (48/6)² independent patches (2 mm / 8 = 0.25 mm): |mean| < 0.5 + 2 × 0.25.
+    assert abs(shift.mean()) < 1.0
+    assert shift.std() == pytest.approx(2.0, rel=0.3)
+    # Smooth: neighbouring columns move together (a rater's error along a stretch).
+    assert np.corrcoef(shift[:-1].ravel(), shift[1:].ravel())[0, 1] > 0.8
+
+
+def _white_box(n: int = 20, spacing: float = 2.0) -> Anatomy:
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = -spacing * (n - 1) / 2
+    ones = np.ones((n, n, n), np.float32)
+    return Anatomy(wm=ones, gm=0 * ones, csf=0 * ones, grid=Grid((n, n, n), affine))
+
+
+def test_explicit_euler_conserves_cells_without_proliferation():
+    anatomy = _white_box()
+    params = GrowthParams(D_w=0.2, rho=0.0, T=100.0, seed_mm=jnp.asarray([1.0, -2.0, 0.5]))
+    start = explicit_euler_fk(
+        anatomy, GrowthParams(D_w=0.2, rho=0.0, T=1e-9, seed_mm=params.seed_mm)
+    )
+    end = explicit_euler_fk(anatomy, params)
+    assert end.sum() == pytest.approx(start.sum(), rel=1e-5)  # zero flux through the box
+    assert end.max() < start.max()  # and it spread
+
+
+def test_explicit_euler_agrees_with_the_package_solver_as_its_step_shrinks():
+    # Same seed (4 mm Gaussian, peak 1, no cut) on a homogeneous white-matter box, where the
+    # face means coincide: the two independent solvers must converge to the same density.
+    anatomy = _white_box()
+    params = GrowthParams(D_w=0.1, rho=0.02, T=200.0, seed_mm=jnp.asarray([0.0, 1.0, -1.0]))
+    pde = PDEForward.from_anatomy(anatomy, seed_sigma_mm=4.0)
+    reference = np.asarray(pde.with_max_steps(pde.stable_steps(params) + 1)(params))
+    euler = explicit_euler_fk(
+        anatomy, params, seed_sigma_mm=4.0, seed_amplitude=1.0, seed_cut=0.0, courant=0.1
+    )
+    assert np.max(np.abs(euler - reference)) < 0.01
+    # At its stability limit with TumorGrowthToolkit's seed it is a different model.
+    other = explicit_euler_fk(anatomy, params)
+    assert np.max(np.abs(other - reference)) > 0.05
+
+
+@pytest.mark.parametrize("configuration", STRESS_CONFIGURATIONS)
+def test_stress_cases_show_a_lesion_and_record_their_truth(configuration):
+    case = stress_case(configuration, jax.random.key(3))
+    volumes = case.patient.observations.volumes_ml()
+    assert volumes["flair"] > volumes["t1c"] > 0
+    assert case.truth["mu_D"] == pytest.approx(np.sqrt(case.truth["D_w"] * case.truth["T"]))
+    seed = np.array([case.truth[f"seed_{a}"] for a in "xyz"])
+    voxel = np.round(case.patient.grid.world_to_voxel(seed[None])[0]).astype(int)
+    assert case.density[tuple(voxel)] > 0.5  # the tumour grew around its recorded seed
+    if configuration == "threshold":
+        flair = case.patient.observations.flair
+        np.testing.assert_array_equal(
+            flair, case.patient.anatomy.brain_mask & (case.density > case.truth["u_c_flair"])
+        )
