@@ -342,9 +342,11 @@ class PDEForward(AbstractForwardModel):
     def grid(self) -> Grid:
         return self._grid
 
-    def initial_density(self, seed_mm: Vector3) -> Volume:
-        """Seed of shape `seed_shape` and width `seed_sigma_mm` centred at `seed_mm` (world mm),
-        zero in CSF.
+    def initial_density(
+        self, seed_mm: Vector3, sigma_mm: Float[ArrayLike, ""] | None = None
+    ) -> Volume:
+        """Seed of shape `seed_shape` and width `sigma_mm` (None: `seed_sigma_mm`; may be
+        traced, for a sampled seed width) centred at `seed_mm` (world mm), zero in CSF.
 
         Separable in voxel axes (orthogonal grid), so it costs three 1-D Gaussians.
         """
@@ -354,7 +356,7 @@ class PDEForward(AbstractForwardModel):
             centre,
             self.grid.shape,
             self.spacing_mm,
-            sigma_mm=self.seed_sigma_mm,
+            sigma_mm=self.seed_sigma_mm if sigma_mm is None else sigma_mm,
             amplitude=self.seed_amplitude,
             seed_shape=self.seed_shape,
         )
@@ -481,8 +483,10 @@ class PDEForward(AbstractForwardModel):
         t_end_days: ArrayLike,
         seed_mm: ArrayLike,
         fractions: Float[ArrayLike, " n"],
+        seed_sigma_mm: ArrayLike | None = None,
     ) -> Float[Array, "n x y z"]:
-        """Densities at τ = `fractions` (increasing, in (0, 1]) of a solve up to `t_end_days`."""
+        """Densities at τ = `fractions` (increasing, in (0, 1]) of a solve up to `t_end_days`,
+        from a seed of width `seed_sigma_mm` (None: `self.seed_sigma_mm`)."""
         dtype = self.world_to_voxel.dtype
         t_end_days = jnp.asarray(t_end_days, dtype)
         args = (jnp.asarray(D_w, dtype) * t_end_days, jnp.asarray(rho, dtype) * t_end_days)
@@ -493,12 +497,14 @@ class PDEForward(AbstractForwardModel):
             return (u, tau1), u
 
         fractions = jnp.asarray(fractions, dtype)
-        start = (self.initial_density(seed_mm), jnp.zeros((), dtype))
+        start = (self.initial_density(seed_mm, seed_sigma_mm), jnp.zeros((), dtype))
         return self._checked(jax.lax.scan(interval, start, fractions)[1])
 
     def __call__(self, params: GrowthParams) -> Volume:
         """Density in [0, 1] at t = T on `self.grid`."""
-        return self._integrate(params.D_w, params.rho, params.T, params.seed_mm, jnp.ones(1))[0]
+        return self._integrate(
+            params.D_w, params.rho, params.T, params.seed_mm, jnp.ones(1), params.seed_sigma_mm
+        )[0]
 
     def density_at(
         self, params: GrowthParams, t_days: Float[ArrayLike, " n"]
@@ -509,7 +515,9 @@ class PDEForward(AbstractForwardModel):
         """
         t_days = jnp.asarray(t_days)
         t_end = t_days[-1]
-        return self._integrate(params.D_w, params.rho, t_end, params.seed_mm, t_days / t_end)
+        return self._integrate(
+            params.D_w, params.rho, t_end, params.seed_mm, t_days / t_end, params.seed_sigma_mm
+        )
 
     @property
     def pmap_safe(self) -> bool:
