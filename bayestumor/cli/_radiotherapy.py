@@ -1,4 +1,4 @@
-"""``bayestumor rt fit``: bootstrap bands for many burden series from a CSV."""
+"""``bayestumor rt fit``: pooled Bayesian and bootstrap bands for many burden series from a CSV."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rt_commands = rt.add_subparsers(dest="rt_command", required=True, metavar="COMMAND")
     fit = rt_commands.add_parser(
         "fit",
-        help="fit series and write bootstrap bands",
+        help="fit series and write pooled Bayesian and bootstrap bands",
         description=(
             "Fit the RT burden model (Laslo et al. 2025) to every series of SERIES.csv (columns "
             "series, time_days, value[, t_rt_days]; time in days since the first scan, value in "
-            "mm² or ml) and write parameters.csv, bands.csv, metrics.json and plots/<series>.png."
+            "mm² or ml). Default: a hierarchical Bayesian model over all series (NUTS; "
+            "posterior-predictive bands) and, side by side, the paper's bootstrap with the "
+            "model of each series chosen by AICc. Writes pooled_parameters.csv, "
+            "pooled_bands.csv, parameters.csv, model_selection.csv, bands.csv, metrics.json "
+            "and plots/<series>.png; with --setup train also forecast.csv and a calibration "
+            "table of the held-out visits."
         ),
     )
     fit.add_argument("series_csv", type=Path, metavar="SERIES.csv")
@@ -34,8 +39,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument(
         "--setup", choices=("all", "train"), default="all", help="'train' holds out the last visit"
     )
-    fit.add_argument("--relative", action="store_true", help="relative residual weighting")
-    fit.add_argument("--fit-all", action="store_true", help="also fit slope and delay (rich data)")
+    fit.add_argument(
+        "--method",
+        choices=("both", "pooled", "bootstrap"),
+        default="both",
+        help="bands: pooled Bayesian, bootstrap, or both side by side (default both)",
+    )
+    fit.add_argument(
+        "--model",
+        choices=("auto", "fixed", "regrowth", "free"),
+        default="auto",
+        help="bootstrap model: chosen per series by AICc (auto, default) or one for all",
+    )
+    fit.add_argument(
+        "--relative",
+        action="store_true",
+        help="relative instead of log residuals (with an explicit --model only)",
+    )
+    fit.add_argument("--fit-all", action="store_true", help="same as --model free")
+    fit.add_argument("--warmup", type=int, default=400, help="NUTS warm-up steps (default 400)")
+    fit.add_argument("--samples", type=int, default=400, help="NUTS draws (default 400)")
+    fit.add_argument(
+        "--levels",
+        type=float,
+        nargs="+",
+        default=(0.5, 0.8, 0.95),
+        help="central bands of the pooled fit and the calibration table",
+    )
     fit.add_argument("--starts", type=int, default=4, help="initial guesses per fit (default 4)")
     fit.add_argument(
         "--horizon-days", type=float, default=90.0, help="band extends this far past the last visit"
@@ -51,6 +81,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Run ``bayestumor rt fit``; returns the exit code (0 on success)."""
+    import dataclasses
+
     import jax
     import matplotlib
 
@@ -58,21 +90,27 @@ def run_fit(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
+    from bayestumor.errors import InputError
     from bayestumor.radiotherapy import (
-        DEFAULT_FIXED,
+        CANDIDATES,
         BootstrapConfig,
-        FitConfig,
+        PooledConfig,
         bootstrap,
+        bootstrap_selected,
+        forecast_report,
         plot_bootstrap,
+        plot_pooled,
+        pooled_bands,
         read_series_csv,
+        select_models,
         write_outputs,
     )
     from bayestumor.utils import atomic_directory
 
     series = read_series_csv(args.series_csv, args.rt_start)
-    fit_config = FitConfig(
-        fixed={} if args.fit_all else DEFAULT_FIXED, relative=args.relative, n_starts=args.starts
-    )
+    model = "free" if args.fit_all else args.model
+    if args.relative and model == "auto":
+        raise InputError("AICc compares log-residual fits: --relative needs an explicit --model")
     config = BootstrapConfig(
         n_replicates=args.replicates,
         noise=args.noise,
@@ -80,34 +118,98 @@ def run_fit(args: argparse.Namespace) -> int:
         setup=args.setup,
         horizon_days=args.horizon_days,
     )
-    result = bootstrap(
-        series,
-        jax.random.key(args.seed),
-        config,
-        fit_config,
-        chunk_size=args.chunk_size,
-        progress=True,
-    )
+    key = jax.random.key(args.seed)
+    boot_key, pooled_key = jax.random.split(key)
+    result = selection = pooled = None
+    if args.method in ("both", "bootstrap"):
+        if model == "auto":
+            selection = select_models(series, setup=args.setup)
+            result = bootstrap_selected(series, boot_key, selection, config)
+        else:
+            fit_config = dataclasses.replace(
+                CANDIDATES[model],
+                log_residuals=not args.relative,
+                relative=args.relative,
+                n_starts=args.starts,
+            )
+            result = bootstrap(
+                series, boot_key, config, fit_config, chunk_size=args.chunk_size, progress=True
+            )
+    if args.method in ("both", "pooled"):
+        pooled = pooled_bands(
+            series,
+            pooled_key,
+            PooledConfig(
+                setup=args.setup,
+                num_warmup=args.warmup,
+                num_samples=args.samples,
+                levels=tuple(args.levels),
+                horizon_days=args.horizon_days,
+            ),
+            progress_bar=True,
+        )
+    reports = {}
+    if args.setup == "train":
+        if pooled is not None:
+            reports["pooled"] = forecast_report(
+                pooled.names,
+                pooled.heldout_days,
+                pooled.heldout_value,
+                pooled.heldout_draws,
+                levels=args.levels,
+                method="pooled",
+            )
+        if result is not None:
+            reports["bootstrap"] = forecast_report(
+                result.names,
+                result.heldout_days,
+                result.heldout_value,
+                result.heldout_draws,
+                levels=args.levels,
+                method="bootstrap",
+            )
     settings = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"
     }
+    names = (pooled or result).names
     with atomic_directory(args.out) as tmp:
-        write_outputs(result, tmp, settings)
+        write_outputs(result, tmp, settings, selection=selection, pooled=pooled, reports=reports)
         if not args.no_plots:
             (tmp / "plots").mkdir()
-            for i, name in enumerate(tqdm(result.names, desc="plots", unit="series")):
-                fig, ax = plt.subplots(figsize=(6, 4))
-                plot_bootstrap(result, i, ax, units=args.units)
+            panels = [r for r in (result, pooled) if r is not None]
+            for i, name in enumerate(tqdm(names, desc="plots", unit="series")):
+                fig, axes = plt.subplots(
+                    1, len(panels), figsize=(6 * len(panels), 4), sharey=True, squeeze=False
+                )
+                for ax, panel in zip(axes[0], panels, strict=True):
+                    if panel is result:
+                        plot_bootstrap(result, i, ax, units=args.units)
+                    else:
+                        plot_pooled(pooled, i, ax, units=args.units)
                 fig.tight_layout()
                 fig.savefig(tmp / "plots" / f"{_safe_name(name)}.png", dpi=100)
                 plt.close(fig)
-    n_failed = int(result.n_failed.sum())
-    n_bad = int((~result.point.converged).sum())
-    print(
-        f"{len(result.names)} series → {args.out} "
-        f"({n_bad} point fit(s) not converged; {n_failed} failed replicate fit(s) of "
-        f"{len(result.names) * args.replicates}, excluded from the bands)"
-    )
+    lines = [f"{len(names)} series → {args.out}"]
+    if result is not None:
+        n_failed = int(result.n_failed.sum())
+        n_bad = int((~result.point.converged).sum())
+        lines.append(
+            f"bootstrap: {n_bad} point fit(s) not converged; {n_failed} failed replicate fit(s) "
+            f"of {len(names) * args.replicates}, excluded from the bands"
+        )
+        if selection is not None:
+            counts = {m or "none": selection.model.count(m) for m in sorted(set(selection.model))}
+            lines.append(f"models chosen (AICc or fallback): {counts}")
+    if pooled is not None:
+        lines.append(f"pooled NUTS: {pooled.diagnostics}")
+    for method, report in reports.items():
+        summary = report.summary
+        lines.append(
+            f"held-out visit, {method}: median nRMSE {summary['median_nrmse']:.3f} over "
+            f"{summary['n_scored']} series ({summary['n_not_scored']} not scored)"
+        )
+        lines += ["  " + line for line in report.calibration_lines()]
+    print("\n".join(lines))
     return 0
 
 

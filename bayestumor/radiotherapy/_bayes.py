@@ -7,6 +7,7 @@ parameters (fixed ones as in `FitConfig`):
 - ``log A0 ~ N(log y_first − 0.01 t_first, 1)`` (user units),
 - ``log λ ~ N(log 0.01, 1)`` (1/day), ``logit S ~ N(0, 1.5)``, ``log λ_decay ~ N(log 0.02, 1)``
   (1/day), ``log slope ~ N(log 0.2, 1)`` (1/day), ``log delay ~ N(log 21, 0.5)`` (days),
+  ``log regrowth ~ N(0, 0.5)`` (when fitted),
 - ``σ ~ HalfNormal(0.2)``.
 
 Model of Laslo et al. (arXiv:2509.09610, 2025).
@@ -27,13 +28,22 @@ from bayestumor.radiotherapy._data import Series
 from bayestumor.radiotherapy._fit import FitConfig, check_enough_points, predict_log
 from bayestumor.radiotherapy._ode import PARAM_NAMES, RTParams
 
-_PRIOR_SCALES = {"A0": 1.0, "lam": 1.0, "S": 1.5, "lam_decay": 1.0, "slope": 1.0, "delay": 0.5}
+_PRIOR_SCALES = {
+    "A0": 1.0,
+    "lam": 1.0,
+    "S": 1.5,
+    "lam_decay": 1.0,
+    "slope": 1.0,
+    "delay": 0.5,
+    "regrowth": 0.5,
+}
 _PRIOR_CENTRES = {
     "lam": np.log(0.01),
     "S": 0.0,
     "lam_decay": np.log(0.02),
     "slope": np.log(0.2),
     "delay": np.log(21.0),
+    "regrowth": 0.0,
 }
 
 
@@ -138,7 +148,7 @@ def bayes_bands(
         RTParams(
             **{n: jnp.asarray(fixed.get(n, 0.5 if n == "S" else 1.0), dtype) for n in PARAM_NAMES}
         ).to_unconstrained(),
-        (n_draws, 6),
+        (n_draws, len(PARAM_NAMES)),
     )
     for i, name in enumerate(PARAM_NAMES):
         if name not in fixed:

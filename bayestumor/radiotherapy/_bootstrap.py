@@ -90,7 +90,10 @@ class BootstrapResult(eqx.Module):
         forecast_days: ``(series, n_forecast)`` forecast times.
         forecast_quantiles: ``(series, 3, n_forecast)``.
         heldout_days, heldout_value: ``(series,)`` last visit (held out in ``"train"``).
-        heldout_quantiles: ``(series, 3)`` band at the last visit.
+        heldout_quantiles: ``(series, 3)`` band of the curve at the last visit.
+        heldout_draws: ``(series, replicate)`` predictive draws at the last visit: replicate
+            curves times ``exp(noise · ε)`` (NaN for failed replicates); `forecast_report`
+            scores them against the held-out value.
     """
 
     names: tuple[str, ...] = eqx.field(static=True)
@@ -110,6 +113,7 @@ class BootstrapResult(eqx.Module):
     heldout_days: Float[Array, " series"]
     heldout_value: Float[Array, " series"]
     heldout_quantiles: Float[Array, "series 3"]
+    heldout_draws: Float[Array, "series replicate"]
 
 
 def _bootstrap_one(
@@ -149,6 +153,12 @@ def _bootstrap_one(
         )
     )
     curves = jnp.where(replicates.converged[:, None], curves, jnp.nan)
+    # Predictive draws at the last visit: each replicate's curve times the bootstrap's own
+    # noise law, so that they can be compared with a measured (noisy) held-out value.
+    predictive_noise = jax.random.normal(
+        jax.random.fold_in(key, 1), (config.n_replicates,), value.dtype
+    )
+    heldout_draws = curves[:, -1] * jnp.exp(noise * predictive_noise)
     levels = jnp.stack([band[0], 0.5, band[1]]).astype(value.dtype)
     quantiles = jnp.nanquantile(curves, levels, axis=0)
     n_grid = config.n_grid
@@ -170,6 +180,7 @@ def _bootstrap_one(
         "heldout_days": t_last,
         "heldout_value": value[last],
         "heldout_quantiles": quantiles[:, -1],
+        "heldout_draws": heldout_draws,
     }
 
 
@@ -241,8 +252,23 @@ def bootstrap(
     held_out = 1 if config.setup == "train" else 0
     for name, n in zip(batch.names, batch.n_points, strict=True):
         check_enough_points(int(n), fit_config, name, held_out)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(len(batch)))
+    return bootstrap_batch(
+        batch, keys, config, fit_config, chunk_size=chunk_size, progress=progress
+    )
+
+
+def bootstrap_batch(
+    batch: SeriesBatch,
+    keys: Key[Array, " series"] | UInt32[Array, "series _"],
+    config: BootstrapConfig,
+    fit_config: FitConfig,
+    *,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> BootstrapResult:
+    """`bootstrap` of a padded batch with one PRNG key per series (no validation of counts)."""
     n_series = len(batch)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_series))
     chunk = n_series if chunk_size is None else max(1, min(chunk_size, n_series))
     parts = []
     for start in tqdm(range(0, n_series, chunk), disable=not progress, unit="chunk"):
@@ -272,7 +298,8 @@ def metrics(result: BootstrapResult) -> dict[str, object]:
     For ``"train"``: across series, R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)² and normalised RMSE
     = RMSE / mean(y) at the held-out last visit, with ŷ the bootstrap median; per series the
     relative error and whether the band covers the observation (Laslo et al., 2025). For
-    ``"all"``: the same two numbers per series over its visits, with ŷ the point fit.
+    ``"all"``: the same two numbers per series over its visits, with ŷ the point fit. An R²
+    that is undefined (one series, or equal values) is None, never NaN, with the reason.
     """
     names = list(result.names)
     if result.setup == "train":
@@ -282,15 +309,26 @@ def metrics(result: BootstrapResult) -> dict[str, object]:
             np.asarray(result.heldout_quantiles[:, 0]),
             np.asarray(result.heldout_quantiles[:, 2]),
         )
-        rmse = float(np.sqrt(np.mean((observed - predicted) ** 2)))
-        denominator = float(np.sum((observed - observed.mean()) ** 2))
+        # Series without a fit (NaN band: too few visits for any model) are not scored.
+        ok = np.isfinite(predicted)
+        y, y_hat = observed[ok], predicted[ok]
+        rmse = float(np.sqrt(np.mean((y - y_hat) ** 2))) if ok.any() else float("nan")
+        denominator = float(np.sum((y - y.mean()) ** 2)) if ok.any() else 0.0
+        r2: dict[str, object] = (
+            {"r2": float(1 - np.sum((y - y_hat) ** 2) / denominator)}
+            if denominator > 0
+            else {
+                "r2": None,
+                "r2_undefined": "R² across series at the held-out visit needs at least two "
+                f"scored series with different held-out values ({int(ok.sum())} scored)",
+            }
+        )
         return {
             "setup": "train",
-            "r2": float(1 - np.sum((observed - predicted) ** 2) / denominator)
-            if denominator > 0
-            else float("nan"),
-            "nrmse": rmse / float(observed.mean()),
-            "band_coverage": float(np.mean((observed >= low) & (observed <= high))),
+            **r2,
+            "nrmse": rmse / float(y.mean()) if ok.any() else float("nan"),
+            "band_coverage": float(np.mean(((observed >= low) & (observed <= high))[ok])),
+            "n_scored": int(ok.sum()),
             "per_series": {
                 name: {
                     "heldout_days": float(result.heldout_days[i]),
@@ -311,7 +349,7 @@ def metrics(result: BootstrapResult) -> dict[str, object]:
         residual_ss = float(np.sum((observed - predicted) ** 2))
         total_ss = float(np.sum((observed - observed.mean()) ** 2))
         per_series[name] = {
-            "r2": 1 - residual_ss / total_ss if total_ss > 0 else float("nan"),
+            "r2": 1 - residual_ss / total_ss if total_ss > 0 else None,
             "nrmse": float(np.sqrt(residual_ss / observed.size) / observed.mean()),
         }
     return {"setup": "all", "per_series": per_series}

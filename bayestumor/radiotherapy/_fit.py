@@ -22,12 +22,15 @@ from bayestumor.errors import InputError
 from bayestumor.radiotherapy._data import Series, SeriesBatch
 from bayestumor.radiotherapy._ode import PARAM_NAMES, RTParams, burden_ode, log_burden
 
-DEFAULT_FIXED: Mapping[str, float] = {"slope": 0.2, "delay": 21.0}
+DEFAULT_FIXED: Mapping[str, float] = {"slope": 0.2, "delay": 21.0, "regrowth": 1.0}
 """Parameters fixed by default: with 4–8 visits the switch shape is not identifiable.
 
 ``slope = 0.2``/day makes the switch take about 10 days (tanh from −0.76 to 0.76);
 ``delay = 21`` days puts the turn from growth to shrinkage three weeks after the RT start,
-mid-way through a typical six-week course (54 Gy in 30 fractions for DMG).
+mid-way through a typical six-week course (54 Gy in 30 fractions for DMG); ``regrowth = 1``
+is the paper's model (survivors regrow at λ). These are the least-squares defaults (the
+``"fixed"`` candidate of `select_models`); the package's default forecast, `pooled_bands`,
+learns slope, delay and regrowth from the cohort instead.
 """
 
 # Ranges (natural units) from which the deterministic multi-start draws initial guesses.
@@ -37,6 +40,7 @@ _START_RANGES: Mapping[str, tuple[float, float]] = {
     "lam_decay": (0.005, 0.1),  # 1/day
     "slope": (0.05, 0.5),  # 1/day
     "delay": (5.0, 60.0),  # days
+    "regrowth": (0.3, 3.0),  # × λ
 }
 _START_SEED = 20250901
 
@@ -47,10 +51,14 @@ class FitConfig:
 
     Attributes:
         fixed: parameters held fixed, name → value in natural units (see `RTParams`); all
-            others are fitted. Default: ``slope = 0.2``/day and ``delay = 21`` days
-            (`DEFAULT_FIXED`); pass ``{}`` to fit all six when data are rich.
+            others are fitted. Default: ``slope = 0.2``/day, ``delay = 21`` days and
+            ``regrowth = 1`` (`DEFAULT_FIXED`); pass ``{"regrowth": 1.0}`` to fit the paper's
+            six when data are rich, ``{}`` to fit all seven.
         relative: divide residuals by the data (relative weighting, natural for multiplicative
             noise); default False (ordinary residuals in user units).
+        log_residuals: residuals ``log model − log data`` (the lognormal noise law of the
+            bootstrap and the Bayesian model; the scale on which `select_models` computes
+            AICc); takes precedence over ``relative``.
         n_starts: number of initial guesses per fit; the one with the lowest loss wins.
         max_steps: Levenberg–Marquardt step budget per start.
         rtol, atol: Cauchy termination tolerances of the solver (on normalised data).
@@ -59,6 +67,7 @@ class FitConfig:
 
     fixed: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FIXED))
     relative: bool = False
+    log_residuals: bool = False
     n_starts: int = 4
     max_steps: int = 256
     rtol: float = 1e-5
@@ -88,6 +97,7 @@ class FitConfig:
             (
                 self.fixed,
                 self.relative,
+                self.log_residuals,
                 self.n_starts,
                 self.max_steps,
                 self.rtol,
@@ -116,7 +126,7 @@ class FitResult(eqx.Module):
     """
 
     params: RTParams
-    theta: Float[Array, "*batch 6"]
+    theta: Float[Array, "*batch 7"]
     loss: Float[Array, "*batch"]
     converged: Bool[Array, "*batch"]
     n_steps: Int[Array, "*batch"]
@@ -124,7 +134,7 @@ class FitResult(eqx.Module):
 
 
 def predict_log(
-    theta: Float[Array, " 6"],
+    theta: Float[Array, " 7"],
     time_days: Float[Array, " n"],
     t_rt_days: Float[Array, ""],
     forward: str,
@@ -136,10 +146,11 @@ def predict_log(
     return log_burden(params, time_days, t_rt_days)
 
 
-def start_guesses(config: FitConfig, dtype: jnp.dtype) -> Float[Array, "starts 6"]:
+def start_guesses(config: FitConfig, dtype: jnp.dtype) -> Float[Array, "starts 7"]:
     """Deterministic initial guesses (unconstrained, A0 slot left at 0): centre, then random."""
-    lows = jnp.zeros(6)
-    highs = jnp.zeros(6)
+    n = len(PARAM_NAMES)
+    lows = jnp.zeros(n)
+    highs = jnp.zeros(n)
     for i, name in enumerate(PARAM_NAMES[1:], start=1):
         low, high = _START_RANGES[name]
         if name == "S":
@@ -147,7 +158,7 @@ def start_guesses(config: FitConfig, dtype: jnp.dtype) -> Float[Array, "starts 6
         else:
             low, high = np.log(low), np.log(high)
         lows, highs = lows.at[i].set(low), highs.at[i].set(high)
-    draws = jax.random.uniform(jax.random.key(_START_SEED), (config.n_starts, 6))
+    draws = jax.random.uniform(jax.random.key(_START_SEED), (config.n_starts, n))
     draws = draws.at[0].set(0.5)
     return (lows + draws * (highs - lows)).astype(dtype)
 
@@ -175,8 +186,10 @@ def _fit_one(
         return fixed_theta.at[fitted_index].set(theta_fitted)
 
     def residuals(theta_fitted: Array, _: None) -> Array:
-        model = jnp.exp(predict_log(full_theta(theta_fitted), time_days, t_rt_days, config.forward))
-        residual = model - value_n
+        log_model = predict_log(full_theta(theta_fitted), time_days, t_rt_days, config.forward)
+        if config.log_residuals:
+            return weight * (log_model - jnp.log(value_n))
+        residual = jnp.exp(log_model) - value_n
         if config.relative:
             residual = residual / value_n
         return weight * residual
@@ -185,7 +198,8 @@ def _fit_one(
     first = jnp.argmax(weight > 0)
     starts = start_guesses(config, dtype)
     starts = starts.at[:, 0].set(jnp.log(value_n[first]) - jnp.exp(starts[:, 1]) * time_days[first])
-    starts = jnp.where(jnp.isin(jnp.arange(6), fitted_index), starts, fixed_theta)[:, fitted_index]
+    starts = jnp.where(jnp.isin(jnp.arange(len(PARAM_NAMES)), fitted_index), starts, fixed_theta)
+    starts = starts[:, fitted_index]
     solver = optx.LevenbergMarquardt(rtol=config.rtol, atol=config.atol)
 
     def solve(theta0: Array) -> tuple[Array, Array, Array, Array]:

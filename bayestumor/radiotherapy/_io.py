@@ -12,6 +12,9 @@ from bayestumor.errors import InputError
 from bayestumor.radiotherapy._bootstrap import BootstrapResult, metrics
 from bayestumor.radiotherapy._data import Series
 from bayestumor.radiotherapy._ode import PARAM_NAMES
+from bayestumor.radiotherapy._pooled import PooledResult
+from bayestumor.radiotherapy._select import Selection
+from bayestumor.radiotherapy._validation import ForecastReport, json_ready
 from bayestumor.utils import atomic_path
 
 REQUIRED_COLUMNS = ("series", "time_days", "value")
@@ -137,22 +140,108 @@ def bands_table(result: BootstrapResult) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def write_outputs(result: BootstrapResult, out_dir: Path, settings: dict[str, object]) -> None:
-    """Write ``parameters.csv``, ``bands.csv`` and ``metrics.json`` into ``out_dir``, atomically."""
-    for file_name, table in (
-        ("parameters.csv", parameters_table(result)),
-        ("bands.csv", bands_table(result)),
-    ):
+def pooled_parameters_table(result: PooledResult) -> pd.DataFrame:
+    """One row per series: posterior median and central 95 % interval of every parameter and
+    of the series' noise σ (natural units: user units, 1/day, days)."""
+    rows = []
+    for i, name in enumerate(result.names):
+        row: dict[str, object] = {"series": name, "t_rt_days": float(result.t_rt_days[i])}
+        draws = {n: np.asarray(getattr(result.params, n))[:, i] for n in PARAM_NAMES}
+        draws["sigma"] = np.asarray(result.sigma)[:, i]
+        for name_, values in draws.items():
+            lo, med, hi = np.quantile(values, [0.025, 0.5, 0.975])
+            row[name_], row[f"{name_}_lower"], row[f"{name_}_upper"] = med, lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pooled_bands_table(result: PooledResult) -> pd.DataFrame:
+    """Long table of the pooled predictive bands: ``series, time_days, median`` and
+    ``lower_<p>, upper_<p>`` for each band level ``p``."""
+    frames = []
+    n_levels = len(result.levels)
+    for i, name in enumerate(result.names):
+        q = np.asarray(result.grid_quantiles[i], dtype=float)
+        columns: dict[str, object] = {
+            "series": name,
+            "time_days": np.asarray(result.grid_days[i], dtype=float),
+            "median": q[n_levels],
+        }
+        for j, level in enumerate(reversed(result.levels)):
+            columns[f"lower_{level:g}"], columns[f"upper_{level:g}"] = q[j], q[-1 - j]
+        frames.append(pd.DataFrame(columns))
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_outputs(
+    result: BootstrapResult | None,
+    out_dir: Path,
+    settings: dict[str, object],
+    *,
+    selection: Selection | None = None,
+    pooled: PooledResult | None = None,
+    reports: dict[str, ForecastReport] | None = None,
+) -> None:
+    """Write the fit outputs into ``out_dir``, atomically; valid JSON (no NaN).
+
+    Bootstrap: ``parameters.csv`` (with the chosen model per series when ``selection`` is
+    given), ``bands.csv``; model selection: ``model_selection.csv`` (AICc and Akaike weights);
+    pooled posterior: ``pooled_parameters.csv``, ``pooled_bands.csv``; held-out forecasts
+    (``reports``, train setup): ``forecast.csv`` (one row per series and method);
+    ``metrics.json`` summarises all of it (calibration tables included).
+    """
+    tables: list[tuple[str, pd.DataFrame]] = []
+    summary: dict[str, object] = {"settings": settings}
+    if result is not None:
+        parameters = parameters_table(result)
+        if selection is not None:
+            parameters.insert(1, "model", [m or None for m in selection.model])
+        tables += [("parameters.csv", parameters), ("bands.csv", bands_table(result))]
+        summary |= {
+            "n_series": len(result.names),
+            "n_point_fits_not_converged": int(np.sum(~np.asarray(result.point.converged))),
+            "n_replicates_failed": {
+                n: int(f) for n, f in zip(result.names, np.asarray(result.n_failed), strict=True)
+            },
+            "metrics": metrics(result),
+        }
+    if selection is not None:
+        table = pd.DataFrame(selection.table())
+        tables.append(("model_selection.csv", table))
+        summary["model_selection"] = {
+            "counts": {
+                m or "none (too few visits)": selection.model.count(m)
+                for m in sorted(set(selection.model))
+            },
+            "n_chosen_by_aicc": int(np.sum(selection.by_aicc)),
+        }
+    if pooled is not None:
+        tables += [
+            ("pooled_parameters.csv", pooled_parameters_table(pooled)),
+            ("pooled_bands.csv", pooled_bands_table(pooled)),
+        ]
+        summary["pooled"] = {
+            "n_series": len(pooled.names),
+            "levels": list(pooled.levels),
+            "diagnostics": pooled.diagnostics,
+            "population_median": {
+                name: float(np.median(np.asarray(pooled.population_mean)[:, j]))
+                for j, name in enumerate(pooled.pooled)
+            },
+        }
+    if reports:
+        rows = [
+            {"method": method, **row}
+            for method, report in reports.items()
+            for row in report.per_series
+        ]
+        tables.append(("forecast.csv", pd.DataFrame(rows)))
+        summary["forecast"] = {
+            method: {"summary": report.summary, "calibration": list(report.calibration)}
+            for method, report in reports.items()
+        }
+    for file_name, table in tables:
         with atomic_path(out_dir / file_name) as tmp:
             table.to_csv(tmp, index=False)
-    summary = {
-        "settings": settings,
-        "n_series": len(result.names),
-        "n_point_fits_not_converged": int(np.sum(~np.asarray(result.point.converged))),
-        "n_replicates_failed": {
-            n: int(f) for n, f in zip(result.names, np.asarray(result.n_failed), strict=True)
-        },
-        "metrics": metrics(result),
-    }
     with atomic_path(out_dir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, allow_nan=True))
+        tmp.write_text(json.dumps(json_ready(summary), indent=2, allow_nan=False))

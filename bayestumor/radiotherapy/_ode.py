@@ -3,13 +3,31 @@
 Model (Laslo et al., *Mechanistic learning with guided diffusion models to predict
 spatio-temporal brain tumor growth*, arXiv:2509.09610, 2025; paediatric diffuse midline glioma):
 before the RT start ``t_RT`` the burden grows exponentially, ``A(t) = A₀ e^{λt}``. At ``t_RT`` it
-splits into a surviving fraction ``S`` that keeps growing at ``λ`` and a doomed fraction
-``1 − S`` whose rate is
+splits into a surviving fraction ``S`` that keeps growing (at ``λ`` in the paper; at
+``regrowth · λ`` here, ``regrowth = 1`` by default, see below) and a doomed fraction ``1 − S``
+whose rate is
 
     λ'(t) = −λ_decay · tanh(slope · (t − t_RT − delay)),
 
 a smooth, delayed switch from growth (``t < t_RT + delay``, where tanh < 0) to decay at up to
 ``λ_decay``. The burden is ``A = A_living + A_doomed``.
+
+**The transition uses a rate, not a time scale.** The paper's text writes
+``tanh((t − t_RT − δ) · slope)`` and its Algorithm 1 ``tanh((t − t_RT − δ) / slope)``; here
+``slope`` is a *rate* in 1/day (the text's form), and ``1 / slope`` is the time scale of the
+switch (tanh runs from −0.76 to 0.76 within ``2 / slope`` days). Why: (i) with the module's
+value 0.2, the rate reading gives a switch of about ten days, as a response that builds over a
+course of fractions does, whereas the time-scale reading would make it a 0.2-day step; (ii) the
+closed form of the doomed compartment, ``−(λ_decay / slope) · log cosh(slope · x)``, is smooth
+in the rate and reaches the abrupt-switch limit continuously as ``slope → ∞``; (iii) every other
+parameter of the model is a rate in 1/day, so priors and start ranges share one scale. Users of
+the time-scale convention pass ``slope = 1 / τ``.
+
+**Own regrowth rate.** ``regrowth`` (dimensionless, > 0) multiplies ``λ`` for the surviving
+fraction after ``t_RT``: ``A_living(t) = S A₀ e^{λ t_RT} e^{regrowth · λ (t − t_RT)}``. At the
+default ``regrowth = 1`` (fixed unless a model fits it, see `FitConfig` and `select_models`) this
+is the paper's model exactly; a free ``regrowth`` lets the cells that survive regrow faster or
+slower than the untreated tumour grew (``regrowth → 0``: a plateau).
 
 Units: time ``t`` in days since the first scan (``A₀`` is the burden at ``t = 0``); burden in the
 user's units (mm² for areas, ml or mm³ for volumes), carried through unchanged; rates in 1/day;
@@ -25,7 +43,7 @@ import jax.numpy as jnp
 
 from bayestumor._custom_types import Array, ArrayLike, Float
 
-PARAM_NAMES = ("A0", "lam", "S", "lam_decay", "slope", "delay")
+PARAM_NAMES = ("A0", "lam", "S", "lam_decay", "slope", "delay", "regrowth")
 """Model parameters, in the order of the unconstrained vector (see `RTParams`)."""
 
 
@@ -41,6 +59,8 @@ class RTParams(eqx.Module):
         lam_decay: largest decay rate of the doomed fraction, 1/day; > 0.
         slope: steepness of the tanh switch, 1/day; > 0.
         delay: days after the RT start at which the doomed fraction stops growing; > 0.
+        regrowth: growth rate of the surviving fraction after ``t_RT`` relative to ``λ``
+            (dimensionless, > 0); 1 (the default) is the paper's model.
     """
 
     A0: Float[ArrayLike, "*batch"]
@@ -49,27 +69,35 @@ class RTParams(eqx.Module):
     lam_decay: Float[ArrayLike, "*batch"]
     slope: Float[ArrayLike, "*batch"]
     delay: Float[ArrayLike, "*batch"]
+    # "..." (not "*batch"): the default 1.0 broadcasts against batched fields.
+    regrowth: Float[ArrayLike, "..."] = 1.0
 
-    def to_unconstrained(self) -> Float[Array, "*batch 6"]:
-        """Stack into ``[log A0, log λ, logit S, log λ_decay, log slope, log delay]``."""
+    def to_unconstrained(self) -> Float[Array, "*batch 7"]:
+        """Stack into ``[log A0, log λ, logit S, log λ_decay, log slope, log delay,
+        log regrowth]``."""
         S = jnp.asarray(self.S)
+        shape = jnp.broadcast_shapes(*(jnp.shape(getattr(self, n)) for n in PARAM_NAMES))
         return jnp.stack(
             [
-                jnp.log(self.A0),
-                jnp.log(self.lam),
-                jnp.log(S) - jnp.log1p(-S),
-                jnp.log(self.lam_decay),
-                jnp.log(self.slope),
-                jnp.log(self.delay),
+                jnp.broadcast_to(v, shape)
+                for v in (
+                    jnp.log(self.A0),
+                    jnp.log(self.lam),
+                    jnp.log(S) - jnp.log1p(-S),
+                    jnp.log(self.lam_decay),
+                    jnp.log(self.slope),
+                    jnp.log(self.delay),
+                    jnp.log(jnp.asarray(self.regrowth, S.dtype)),
+                )
             ],
             axis=-1,
         )
 
     @classmethod
-    def from_unconstrained(cls, theta: Float[ArrayLike, "*batch 6"]) -> RTParams:
+    def from_unconstrained(cls, theta: Float[ArrayLike, "*batch 7"]) -> RTParams:
         """Inverse of `to_unconstrained`."""
         theta = jnp.asarray(theta)
-        A0, lam, S, lam_decay, slope, delay = jnp.moveaxis(theta, -1, 0)
+        A0, lam, S, lam_decay, slope, delay, regrowth = jnp.moveaxis(theta, -1, 0)
         return cls(
             A0=jnp.exp(A0),
             lam=jnp.exp(lam),
@@ -77,6 +105,7 @@ class RTParams(eqx.Module):
             lam_decay=jnp.exp(lam_decay),
             slope=jnp.exp(slope),
             delay=jnp.exp(delay),
+            regrowth=jnp.exp(regrowth),
         )
 
 
@@ -109,8 +138,13 @@ def log_burden(
     """
     t = jnp.asarray(t_days)
     S_logit = jnp.log(params.S) - jnp.log1p(-params.S)
-    log_living = jnp.log(params.A0) + params.lam * t + jax.nn.log_sigmoid(S_logit)
     after = jnp.maximum(t, t_rt_days)
+    log_living = (
+        jnp.log(params.A0)
+        + params.lam * jnp.minimum(t, t_rt_days)
+        + params.regrowth * params.lam * (after - t_rt_days)
+        + jax.nn.log_sigmoid(S_logit)
+    )
     log_doomed = (
         jnp.log(params.A0)
         + params.lam * jnp.minimum(t, t_rt_days)
@@ -133,7 +167,8 @@ def _vector_field(t: Array, y: Array, args: tuple[RTParams, Array]) -> Array:
     doomed_rate = jnp.where(
         t < t_rt, params.lam, -params.lam_decay * jnp.tanh(params.slope * (t - t_rt - params.delay))
     )
-    return jnp.stack([params.lam * y[0], doomed_rate * y[1]])
+    living_rate = jnp.where(t < t_rt, params.lam, params.regrowth * params.lam)
+    return jnp.stack([living_rate * y[0], doomed_rate * y[1]])
 
 
 def burden_ode(

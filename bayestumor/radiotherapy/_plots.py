@@ -1,4 +1,4 @@
-"""Plots of burden series with their bootstrap (and Bayesian) bands."""
+"""Plots of burden series with their bootstrap, single-series Bayesian and pooled bands."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from matplotlib.axes import Axes
 
 from bayestumor.radiotherapy._bayes import BayesResult
 from bayestumor.radiotherapy._bootstrap import BootstrapResult
+from bayestumor.radiotherapy._pooled import PooledResult
 
 
 def plot_bootstrap(
@@ -61,4 +62,53 @@ def plot_bayes(result: BayesResult, ax: Axes, *, color: str = "C1") -> Axes:
     ax.fill_between(grid, p_lower, p_upper, color=color, alpha=0.12, label="posterior predictive")
     ax.fill_between(grid, lower, upper, color=color, alpha=0.3, label="posterior band of A(t)")
     ax.plot(grid, median, color=color, label="posterior median")
+    return ax
+
+
+def plot_pooled(
+    result: PooledResult,
+    index: int = 0,
+    ax: Axes | None = None,
+    *,
+    units: str = "burden",
+    color: str = "C1",
+) -> Axes:
+    """Data, pooled posterior-predictive median and bands (every level), RT start.
+
+    In the ``"train"`` setup the held-out last visit is drawn as a red square, so a reader sees
+    at once whether the bands contain it.
+
+    Args:
+        result: output of `pooled_bands`.
+        index: which series.
+        ax: axes to draw on (a new figure if None).
+        units: y-axis label, e.g. ``"area (mm²)"``.
+        color: colour of the bands.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    mask = np.asarray(result.mask[index])
+    time = np.asarray(result.time_days[index])[mask]
+    value = np.asarray(result.value[index])[mask]
+    grid = np.asarray(result.grid_days[index])
+    quantiles = np.asarray(result.grid_quantiles[index])
+    n_levels = len(result.levels)
+    for j, level in enumerate(reversed(result.levels)):
+        ax.fill_between(
+            grid,
+            quantiles[j],
+            quantiles[-1 - j],
+            color=color,
+            alpha=0.12 + 0.1 * j,
+            label=f"{level:.0%} predictive band",
+        )
+    ax.plot(grid, quantiles[n_levels], color=color, label="posterior predictive median")
+    if result.setup == "train":
+        ax.plot(time[:-1], value[:-1], "ko", label="fitted visits")
+        ax.plot(time[-1:], value[-1:], "rs", label="held-out visit")
+    else:
+        ax.plot(time, value, "ko", label="visits")
+    ax.axvline(float(result.t_rt_days[index]), color="grey", linestyle="--", label="RT start")
+    ax.set(xlabel="days since first scan", ylabel=units, title=str(result.names[index]))
+    ax.legend(fontsize="small")
     return ax

@@ -112,6 +112,8 @@ def test_cli_fit_writes_outputs(tmp_path):
             "8",
             "--setup",
             "train",
+            "--method",
+            "bootstrap",
         ]
     )
     assert code == 0
@@ -128,4 +130,8 @@ def test_cli_fit_writes_outputs(tmp_path):
     assert (bands["lower"] <= bands["median"]).all() and (bands["median"] <= bands["upper"]).all()
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["metrics"]["setup"] == "train" and "r2" in summary["metrics"]
+    # Six noise-free visits: AICc is undefined for every candidate (n − K − 1 ≤ 0), so the
+    # fallback (fewest parameters) is used and said to be.
+    assert summary["model_selection"]["counts"] == {"fixed": 2}
+    assert set(pd.read_csv(out / "model_selection.csv")["by_aicc"]) == {False}
     assert sorted(p.name for p in (out / "plots").iterdir()) == ["p1.png", "p2.png"]
