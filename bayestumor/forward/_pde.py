@@ -39,7 +39,13 @@ from bayestumor._custom_types import Array, ArrayLike, Float, Vector3, Volume
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
 from bayestumor.forward._operator import _divergence
 from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM, check_seed_options, seed_density
-from bayestumor.forward._splitting import SplitStep, _step_layout, rkc_tables, split_solve
+from bayestumor.forward._splitting import (
+    SplitStep,
+    _step_layout,
+    rkc_tables,
+    split_solve,
+    stages_for,
+)
 from bayestumor.imaging import Grid
 
 # A voxel whose relative diffusivity is below this is treated as uninhabitable (CSF/background).
@@ -546,3 +552,22 @@ class PDEForward(AbstractForwardModel):
         """Number of fixed steps a solve with `params` takes (for cost estimates; not jittable)."""
         T = float(params.T)
         return int(self._steps_for(float(params.D_w) * T, float(params.rho) * T))
+
+    def operator_applications(self, params: GrowthParams) -> int:
+        """Applications of the diffusion operator in one forward solve with `params` (the cost
+        unit of both fixed-step schemes): 2 per Heun step, s per `SplitStep` step (s RKC stages,
+        the same for every step of a solve). Not defined for `AdaptiveStep`; not jittable."""
+        steps = self.stable_steps(params)
+        if isinstance(self.stepping, SplitStep):
+            dt_stiffness = float(params.D_w) * float(params.T) / steps * self.lambda_per_mm2
+            stages = stages_for(dt_stiffness, self.stepping.max_stages, self.stepping.safety)
+            return steps * int(stages)
+        if isinstance(self.stepping, FixedStep):
+            return 2 * steps
+        raise ValueError("operator_applications is defined for FixedStep and SplitStep only")
+
+    def diffusion_operator(self, density: Volume) -> Volume:
+        """∇·(k∇u) of a field on the grid (1/mm² × density; D_w times it is the diffusion term
+        of the PDE): the finite-volume stencil every solver step applies, zero flux through the
+        brain boundary."""
+        return _divergence(jnp.asarray(density, self.world_to_voxel.dtype), self.faces)
