@@ -75,7 +75,12 @@ from bayestumor.radiotherapy._synthetic import (
     SyntheticCohort,
     synthetic_cohort,
 )
-from bayestumor.radiotherapy._validation import ForecastReport, clopper_pearson, forecast_report
+from bayestumor.radiotherapy._validation import (
+    ForecastReport,
+    clopper_pearson,
+    forecast_report,
+    json_ready,
+)
 
 __all__ = [
     "CANDIDATES",
@@ -113,6 +118,7 @@ __all__ = [
     "fit_arrays",
     "fit_many",
     "forecast_report",
+    "json_ready",
     "log_burden",
     "log_cosh",
     "metrics",

@@ -13,8 +13,9 @@ TRACKED = SCRIPT.parent / "results" / "radiotherapy.json"
 @pytest.mark.slow
 def test_benchmark_quick(tmp_path):
     """Independent truths: SciPy's Levenberg–Marquardt fits of the same replicates (the JAX
-    fits must reach the same curves to 1e-3); the smoke run writes its JSON to ``--out`` and
-    leaves the tracked results untouched."""
+    fits must reach the same curves to 1e-3); the forecast section scores every series of
+    its cohort; the smoke run writes its JSON to ``--out`` and leaves the tracked results
+    untouched."""
     spec = importlib.util.spec_from_file_location("benchmark_radiotherapy", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -26,3 +27,14 @@ def test_benchmark_quick(tmp_path):
     assert results["quick"] is True
     assert results["jax_converged_fraction"] > 0.9
     assert results["median_max_relative_curve_difference_jax_vs_scipy"] < 1e-3
+    forecasts = results["forecasts"]
+    pooled, boot = forecasts["methods"]
+    assert pooled["method"] == "pooled (default)" and boot["method"] == "bootstrap AICc"
+    # Every series is scored by the pooled forecast; its coverages are ordered by band width.
+    assert pooled["n_scored"] == forecasts["n_series"] == 16
+    assert pooled["coverage_0.5"] <= pooled["coverage_0.8"] <= pooled["coverage_0.95"]
+    assert set(forecasts["targets"]) == {
+        "median_nrmse_le_0.30",
+        "coverage_95_in_85_99",
+        "pooled_under_5_min",
+    }

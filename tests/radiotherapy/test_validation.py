@@ -93,13 +93,13 @@ def test_cli_error_exit_code_and_no_output(tmp_path, capsys):
 
 
 def test_cli_fit_writes_outputs(tmp_path):
-    """Two series of noise-free burdens of `TRUE_PARAMS`, fitted through the command line on
-    their first six visits (``--setup train`` holds out the last): the point estimates in
+    """Two series of noise-free burdens of `TRUE_PARAMS` (and a third with three visits, too
+    short for any model), fitted through the command line on their first six visits (``--setup train`` holds out the last): the point estimates in
     parameters.csv are the true parameters to 0.5 % — six exact points determine the four
     fitted parameters, so what is left is the float32 optimiser's tolerance (the same bound as
     the library-level noiseless recovery, tests/radiotherapy/test_fit.py) — slope and delay keep
     their fixed values, and the outputs are complete and consistent."""
-    rows = _rows("p1") + _rows("p2")
+    rows = _rows("p1") + _rows("p2") + _rows("p3")[:3]
     out = tmp_path / "out"
     code = main(
         [
@@ -118,20 +118,28 @@ def test_cli_fit_writes_outputs(tmp_path):
     )
     assert code == 0
     parameters = pd.read_csv(out / "parameters.csv")
-    assert parameters["series"].tolist() == ["p1", "p2"]
+    assert parameters["series"].tolist() == ["p1", "p2", "p3"]
+    # p3 has two visits left after the hold-out: no model can be fitted; it is reported, not
+    # fatal, and the other series are unaffected.
+    assert parameters["model"].isna().tolist() == [False, False, True]
+    assert not parameters["converged"].iloc[2] and parameters["n_failed"].iloc[2] == 8
+    parameters = parameters.iloc[:2]
     assert {"A0", "lam", "S", "lam_decay", "converged", "n_failed"} <= set(parameters.columns)
     assert parameters["converged"].all()
     for name in ("A0", "lam", "S", "lam_decay"):
         np.testing.assert_allclose(parameters[name], getattr(TRUE_PARAMS, name), rtol=5e-3)
     for name in ("slope", "delay"):  # fixed by default (`DEFAULT_FIXED`)
         np.testing.assert_allclose(parameters[name], getattr(TRUE_PARAMS, name), rtol=1e-5)
-    bands = pd.read_csv(out / "bands.csv")
+    bands = pd.read_csv(out / "bands.csv").dropna(subset=["median"])
+    assert set(bands["series"]) == {"p1", "p2"}
     assert set(bands["kind"]) == {"grid", "forecast"}
     assert (bands["lower"] <= bands["median"]).all() and (bands["median"] <= bands["upper"]).all()
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["metrics"]["setup"] == "train" and "r2" in summary["metrics"]
     # Six noise-free visits: AICc is undefined for every candidate (n − K − 1 ≤ 0), so the
     # fallback (fewest parameters) is used and said to be.
-    assert summary["model_selection"]["counts"] == {"fixed": 2}
+    assert summary["model_selection"]["counts"] == {"fixed": 2, "none (too few visits)": 1}
     assert set(pd.read_csv(out / "model_selection.csv")["by_aicc"]) == {False}
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["p1.png", "p2.png"]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == ["p1.png", "p2.png", "p3.png"]
+    assert summary["metrics"]["n_scored"] == 2
+    assert summary["n_replicates_failed"]["p3"] == 8
