@@ -66,7 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=(0.5, 0.8, 0.95),
         help="central bands of the pooled fit and the calibration table",
     )
-    fit.add_argument("--starts", type=int, default=4, help="initial guesses per fit (default 4)")
+    fit.add_argument(
+        "--starts",
+        type=int,
+        default=4,
+        help="initial guesses per fit, explicit --model (default 4)",
+    )
     fit.add_argument(
         "--horizon-days", type=float, default=90.0, help="band extends this far past the last visit"
     )
