@@ -207,6 +207,12 @@ def run_fit(args: argparse.Namespace) -> int:
             lines.append(f"models chosen (AICc or fallback): {counts}")
     if pooled is not None:
         lines.append(f"pooled NUTS: {pooled.diagnostics}")
+        if pooled.diagnostics["divergences"] > 0:
+            lines.append(
+                f"warning: {pooled.diagnostics['divergences']} divergent NUTS transition(s): the "
+                "pooled bands may be unreliable (more --warmup helps; a single series or a few "
+                "give the hierarchy little to pool)"
+            )
     for method, report in reports.items():
         summary = report.summary
         lines.append(

@@ -10,7 +10,7 @@ for ``k`` in ``log λ, logit S, log λ_decay, log slope, log delay, log regrowth
 and scales ``s_k`` as the single-series priors of `rt_model`; ``t_k`` = 1, or 0.5 for the three
 shape parameters ``slope, delay, regrowth`` which few series inform). A series with three visits
 then borrows the cohort's growth rate, survival and transition instead of fitting four numbers
-to three points. ``A₀`` is per series and not pooled (burdens differ in scale between patients):
+to three points. A "cohort" of one series has ``τ = 0`` and ``s = 0``: ``θ = μ`` with the priors above. ``A₀`` is per series and not pooled (burdens differ in scale between patients):
 ``log A₀_i = log y_i,first − λ_i t_i,first + 0.5 ζ_i``, ``ζ_i ~ N(0, 1)``. The noise is per
 series and pooled too: ``log y_ij ~ N(log A(t_ij; θ_i), σ_i)`` (multiplicative noise of about
 ``σ_i``), ``log σ_i = m + s ξ_i``, ``m ~ N(log 0.1, 1)``, ``s ~ HalfNormal(0.5)``,
@@ -168,21 +168,31 @@ def cohort_model(
             for n in config.pooled
         ]
     )
-    tau = jnp.stack(
-        [numpyro.sample(f"tau_{n}", dist.HalfNormal(_TAU_SCALES[n])) for n in config.pooled]
-    )
-    eta = numpyro.sample(
-        "eta", dist.Normal(0.0, 1.0).expand([n_series, len(config.pooled)]).to_event(2)
-    )
+    if n_series > 1:
+        tau = jnp.stack(
+            [numpyro.sample(f"tau_{n}", dist.HalfNormal(_TAU_SCALES[n])) for n in config.pooled]
+        )
+        eta = numpyro.sample(
+            "eta", dist.Normal(0.0, 1.0).expand([n_series, len(config.pooled)]).to_event(2)
+        )
+    else:
+        # One series cannot tell the cohort's spread τ from its own offset η (a funnel NUTS
+        # diverges in); with τ = 0 the model is the single-series one, θ = μ ~ N(c, s).
+        tau = jnp.zeros(len(config.pooled), mu.dtype)
+        eta = jnp.zeros((1, len(config.pooled)), mu.dtype)
     a0_offset = numpyro.sample("a0_offset", dist.Normal(0.0, 1.0).expand([n_series]).to_event(1))
     # Noise per series, pooled: a series the model fits badly (a mechanism it lacks) gets a
     # wider predictive band instead of narrowing everyone's.
     sigma_mean = numpyro.sample("sigma_mean", dist.Normal(np.log(0.1), 1.0))
-    sigma_sd = numpyro.sample("sigma_sd", dist.HalfNormal(_SIGMA_SD_SCALE))
-    sigma_offset = numpyro.sample(
-        "sigma_offset", dist.Normal(0.0, 1.0).expand([n_series]).to_event(1)
-    )
-    sigma = numpyro.deterministic("sigma", jnp.exp(sigma_mean + sigma_sd * sigma_offset))
+    if n_series > 1:
+        sigma_sd = numpyro.sample("sigma_sd", dist.HalfNormal(_SIGMA_SD_SCALE))
+        sigma_offset = numpyro.sample(
+            "sigma_offset", dist.Normal(0.0, 1.0).expand([n_series]).to_event(1)
+        )
+        log_sigma = sigma_mean + sigma_sd * sigma_offset
+    else:  # one series: its σ is the "cohort's" (the same funnel as τ otherwise)
+        log_sigma = jnp.full((1,), sigma_mean)
+    sigma = numpyro.deterministic("sigma", jnp.exp(log_sigma))
     theta = _jit_full_theta(eta, mu, tau, a0_offset, log_a0_centre, t_first, config)
     log_mean = _cohort_log_burden(theta, time_days, t_rt_days)
     with numpyro.handlers.mask(mask=fit_mask):
@@ -276,16 +286,12 @@ def pooled_bands(
     log_a0_centre = jnp.asarray(np.log(batch.value[:, 0]), dtype)
     t_rt = jnp.asarray(batch.t_rt_days, dtype)
     start = time.perf_counter()
-    init = {f"mu_{n}": _PRIOR_CENTRES[n] for n in config.pooled} | {
-        f"tau_{n}": 0.3 for n in config.pooled
-    }
-    init |= {
-        "eta": jnp.zeros((len(batch), len(config.pooled)), dtype),
-        "a0_offset": jnp.zeros(len(batch), dtype),
-        "sigma_mean": float(np.log(0.15)),
-        "sigma_sd": 0.2,
-        "sigma_offset": jnp.zeros(len(batch), dtype),
-    }
+    init = {f"mu_{n}": _PRIOR_CENTRES[n] for n in config.pooled}
+    if len(batch) > 1:
+        init |= {f"tau_{n}": 0.3 for n in config.pooled}
+        init["eta"] = jnp.zeros((len(batch), len(config.pooled)), dtype)
+        init |= {"sigma_sd": 0.2, "sigma_offset": jnp.zeros(len(batch), dtype)}
+    init |= {"a0_offset": jnp.zeros(len(batch), dtype), "sigma_mean": float(np.log(0.15))}
     mcmc = MCMC(
         NUTS(
             cohort_model,
@@ -316,9 +322,14 @@ def pooled_bands(
     seconds = time.perf_counter() - start
     draws = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), by_chain)
     mu = jnp.stack([draws[f"mu_{n}"] for n in config.pooled], axis=-1)
-    tau = jnp.stack([draws[f"tau_{n}"] for n in config.pooled], axis=-1)
+    if len(batch) > 1:
+        tau = jnp.stack([draws[f"tau_{n}"] for n in config.pooled], axis=-1)
+        eta = draws["eta"]
+    else:
+        tau = jnp.zeros_like(mu)
+        eta = jnp.zeros((mu.shape[0], 1, len(config.pooled)), mu.dtype)
     theta = jax.vmap(lambda e, m, s, z: _full_theta(e, m, s, z, log_a0_centre, t_first, config))(
-        draws["eta"], mu, tau, draws["a0_offset"]
+        eta, mu, tau, draws["a0_offset"]
     )  # (draw, series, 7)
     sigma = draws["sigma"]
 
@@ -336,16 +347,17 @@ def pooled_bands(
     predictive = jnp.moveaxis(jnp.quantile(jnp.exp(noisy), q, axis=0), 0, 1)
     curve = jnp.moveaxis(jnp.quantile(jnp.exp(log_curves[..., :-1]), q, axis=0), 0, 1)
     extra = mcmc.get_extra_fields()
-    sites = [f"mu_{n}" for n in config.pooled] + [f"tau_{n}" for n in config.pooled]
-    sites += ["sigma_mean", "sigma_sd"]
+    sites = [f"mu_{n}" for n in config.pooled] + ["sigma_mean"]
+    if len(batch) > 1:
+        sites += [f"tau_{n}" for n in config.pooled] + ["eta", "sigma_sd"]
     ess = min(
         float(jnp.min(numpyro.diagnostics.effective_sample_size(np.asarray(by_chain[s]))))
-        for s in [*sites, "eta"]
+        for s in sites
     )
     rhat = (
         max(
             float(jnp.max(numpyro.diagnostics.split_gelman_rubin(np.asarray(by_chain[s]))))
-            for s in [*sites, "eta"]
+            for s in sites
         )
         if config.num_chains > 1
         else float("nan")
