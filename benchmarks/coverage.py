@@ -144,7 +144,8 @@ def run_case(configuration: str, index: int, arm: str, args, out: Path) -> dict 
         warmup=args.warmup,
         draws=args.draws,
         **ARMS[arm],
-        roi_growth_rounds=1,
+        margin_mm=args.margin,
+        roi_growth_rounds=0,
         progress=False,
         plots=False,
     )
@@ -155,6 +156,8 @@ def run_case(configuration: str, index: int, arm: str, args, out: Path) -> dict 
             run = sample_patient(case.patient, config)
     except InputError as error:  # e.g. a lesion too small to see on the ROI grid
         record = {"skipped": str(error)}
+    except Exception as error:  # recorded and counted: the suite goes on
+        record = {"skipped": f"failed: {error!r}"}
     else:
         record = measure(case, run, run.config)
     record.update(
@@ -292,8 +295,9 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--spacing", type=float, default=4.0, help="calibration grid, mm")
     parser.add_argument("--chains", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=150)
-    parser.add_argument("--draws", type=int, default=150, help="NUTS draws per chain")
+    parser.add_argument("--margin", type=float, default=16.0, help="ROI margin, mm")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--draws", type=int, default=100, help="NUTS draws per chain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--summary-only", action="store_true", help="tabulate stored cases")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "coverage")

@@ -135,7 +135,7 @@ def misfit_learning_rate(
         scores, problem.forward.grid, np.asarray(problem.data.voxel_index), length_mm
     )
     meat = scores.T @ smoothed
-    return _from_sandwich(
+    return sandwich_learning_rate(
         information, meat, length_mm, scores.shape[0], _coordinate_names(position)
     )
 
@@ -165,7 +165,7 @@ def kernel_smoothed(
     return volume.reshape(-1, scores.shape[1])[index]
 
 
-def _from_sandwich(
+def sandwich_learning_rate(
     information: np.ndarray,
     meat: np.ndarray,
     length_mm: float,
@@ -173,7 +173,16 @@ def _from_sandwich(
     names: list[str],
 ) -> LearningRate:
     """η = 1 / max r_k over the coordinates of interest (module docstring), on the identified
-    directions of H (its pseudo-inverse elsewhere), capped at 1."""
+    directions of H (its pseudo-inverse elsewhere), capped at 1.
+
+    Args:
+        information: H, the Hessian of the negative log-likelihood, (d, d).
+        meat: J, the (kernel-weighted) variance of the total score, (d, d).
+        length_mm: the kernel bandwidth J was estimated with (recorded).
+        voxels: n, the number of voxels in the likelihood.
+        names: the d coordinates' names (``log_mu[0]``, ``seed_x``, ...), to find those of
+            `INTEREST_SITES`.
+    """
     curvature, vectors = np.linalg.eigh(information)
     keep = curvature > IDENTIFIED_RELATIVE_CURVATURE * max(float(curvature.max()), 0.0)
     if not keep.any():
@@ -209,4 +218,5 @@ __all__ = [
     "LearningRate",
     "kernel_smoothed",
     "misfit_learning_rate",
+    "sandwich_learning_rate",
 ]

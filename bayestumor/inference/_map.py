@@ -55,6 +55,11 @@ def find_map(
     }
 
 
+CONDITION_FLOOR = 1e-10
+"""Smallest curvature of the Laplace approximation, relative to the largest, treated as
+definite (below it the diagonal fallback is used)."""
+
+
 def laplace_covariance(
     problem: CalibrationProblem, position: Position, step: float = 1e-2
 ) -> tuple[jax.Array, bool]:
@@ -78,8 +83,12 @@ def laplace_covariance(
     rows = [(gradient(flat + e) - gradient(flat - e)) / (2 * step) for e in basis]
     hessian = np.asarray(jnp.stack(rows), np.float64)
     hessian = 0.5 * (hessian + hessian.T)
-    if np.all(np.isfinite(hessian)) and np.all(np.linalg.eigvalsh(hessian) < 0):
-        covariance = np.linalg.inv(-hessian)
+    finite = bool(np.all(np.isfinite(hessian)))
+    curvature, vectors = np.linalg.eigh(-hessian) if finite else (None, None)
+    # Negative definite and not numerically singular (a flat direction, e.g. log T given μ,
+    # can leave an eigenvalue at rounding level: inverting it would blow up).
+    if finite and curvature.min() > CONDITION_FLOOR * curvature.max():
+        covariance = (vectors / curvature) @ vectors.T
         definite = True
     else:
         diagonal = np.abs(np.diag(hessian))

@@ -149,12 +149,13 @@ def explicit_euler_fk(
 
 
 def _draw_truth(key: PRNGKeyArray, anatomy: Anatomy) -> tuple[GrowthParams, ImagingParams]:
-    """Growth parameters (μ_D ∈ [3, 5] mm, μ_ρ ∈ [2, 2.8], T = `TRUE_T_DAYS`), a seed in white
+    """Growth parameters (μ_D ∈ [2.5, 4] mm, μ_ρ ∈ [1.8, 2.4], T = `TRUE_T_DAYS`: fronts
+    ≈ 2 μ_D μ_ρ ≈ 9–19 mm from the seed, small lesions that keep the suite affordable), a seed in white
     matter (wm ≥ 0.9) within 8 mm of the centre of `anatomy`, and imaging thresholds (u_c^T1c ∈ [0.6, 0.8], u_c^FLAIR ∈
     [0.15, 0.35])."""
     keys = jax.random.split(key, 4)
-    mu_d = float(jax.random.uniform(keys[0], minval=3.0, maxval=5.0))
-    mu_rho = float(jax.random.uniform(keys[1], minval=2.0, maxval=2.8))
+    mu_d = float(jax.random.uniform(keys[0], minval=2.5, maxval=4.0))
+    mu_rho = float(jax.random.uniform(keys[1], minval=1.8, maxval=2.4))
     white = np.argwhere(anatomy.wm >= 0.9)
     offset_mm = (white - (np.array(anatomy.shape) - 1) / 2) * anatomy.grid.spacing_mm[0]
     near = white[np.linalg.norm(offset_mm, axis=1) <= 8.0]

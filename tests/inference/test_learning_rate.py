@@ -12,8 +12,13 @@ import pytest
 
 from bayestumor.forward import FixedStep, PDEForward
 from bayestumor.imaging import Grid
-from bayestumor.inference import LearningRate, find_map, misfit_learning_rate
-from bayestumor.inference._learning_rate import _from_sandwich, kernel_smoothed
+from bayestumor.inference import (
+    LearningRate,
+    find_map,
+    kernel_smoothed,
+    misfit_learning_rate,
+    sandwich_learning_rate,
+)
 from bayestumor.model import CalibrationProblem, model_data_from_patient
 from bayestumor.workflows import displaced_mask
 from tests._calibration_problems import FAST_PRIORS, REACTION_STEP, synthetic_patient
@@ -26,7 +31,7 @@ def test_learning_rate_matches_the_worst_understated_parameter_of_interest():
     # the sandwich variances are 40/16 and 2/1, the model's 1/4 and 1: inflations 10 and 2.
     information = np.diag([0.0, 4.0, 1.0])
     meat = np.diag([7.0, 40.0, 2.0])
-    rate = _from_sandwich(information, meat, 10.0, 1000, NAMES)
+    rate = sandwich_learning_rate(information, meat, 10.0, 1000, NAMES)
     assert rate.identified == 2
     assert rate.inflation == pytest.approx((10.0, 2.0))
     assert rate.coordinate_inflation == pytest.approx({"log_mu[0]": 10.0, "seed_x": 2.0})
@@ -40,11 +45,11 @@ def test_uniform_understatement_gives_its_inverse_and_never_sharpens():
     a = rng.normal(size=(3, 3))
     information = a @ a.T + 3 * np.eye(3)
     # J = 5 H: every direction, correlated or not, is understated fivefold.
-    assert _from_sandwich(information, 5.0 * information, 10.0, 10, NAMES).value == (
+    assert sandwich_learning_rate(information, 5.0 * information, 10.0, 10, NAMES).value == (
         pytest.approx(0.2, rel=1e-9)
     )
     # Less spread than the model claims never sharpens the posterior beyond the exact one.
-    assert _from_sandwich(information, 0.5 * information, 10.0, 10, NAMES).value == 1.0
+    assert sandwich_learning_rate(information, 0.5 * information, 10.0, 10, NAMES).value == 1.0
 
 
 def test_separable_kernel_sum_equals_the_full_pairwise_sum():
@@ -101,3 +106,15 @@ def test_boundaries_moved_along_a_stretch_lower_the_learning_rate(model_data_rat
     assert max(rate.inflation) > 2.0
     assert rate.value < 0.8
     assert rate.value < model_data_rate.value
+
+
+def test_power_likelihood_scales_the_log_likelihood_and_leaves_the_prior():
+    problem = _problem(synthetic_patient(noisy=True))
+    tempered = dataclasses.replace(problem, learning_rate=0.3)
+    position = problem.initial_position()
+    assert float(tempered.log_likelihood(position)) == pytest.approx(
+        0.3 * float(problem.log_likelihood(position)), rel=1e-5
+    )
+    assert float(tempered.log_prior(position)) == float(problem.log_prior(position))
+    with pytest.raises(ValueError, match="learning_rate"):
+        dataclasses.replace(problem, learning_rate=1.5)
