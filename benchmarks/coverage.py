@@ -309,6 +309,9 @@ def main() -> None:
             for configuration in args.configurations:
                 for likelihood in args.arms:
                     record = run_case(configuration, index, likelihood, args, args.out)
+                    # Every case compiles solvers for its own ROI shape; a long run that
+                    # kept them all ran out of memory for new compilations (LLVM ENOMEM).
+                    jax.clear_caches()
                     eta = (record.get("learning_rate") or {}).get("value")
                     print(
                         f"{configuration:<11} #{index} {likelihood:<10} "
