@@ -17,6 +17,7 @@ from numpy.polynomial import chebyshev
 
 from bayestumor.forward import AdaptiveStep, GrowthParams, PDEForward, SplitStep
 from bayestumor.imaging import Grid, make_phantom
+from tests.forward.test_pde import _objective
 
 TIGHT = AdaptiveStep(rtol=1e-10, atol=1e-12)
 # Only the bound under test decides the step count.
@@ -105,15 +106,6 @@ def test_zero_flux_conserves_mass_and_keeps_csf_empty():
     assert u.min() >= -1e-6 and u.max() <= 1 + 1e-6
     assert np.all(u[:, outside] == 0.0)
     assert u[-1].max() > 0.99
-
-
-def _objective(forward, weights):
-    def objective(theta):
-        D_w, rho, T, x, y, z = theta
-        params = GrowthParams(D_w=D_w, rho=rho, T=T, seed_mm=jnp.stack([x, y, z]))
-        return jnp.sum(forward(params) * weights)
-
-    return objective
 
 
 @pytest.fixture(scope="module")
