@@ -155,24 +155,16 @@ def run_fit(args: argparse.Namespace) -> int:
         )
     reports = {}
     if args.setup == "train":
-        if pooled is not None:
-            reports["pooled"] = forecast_report(
-                pooled.names,
-                pooled.heldout_days,
-                pooled.heldout_value,
-                pooled.heldout_draws,
-                levels=args.levels,
-                method="pooled",
-            )
-        if result is not None:
-            reports["bootstrap"] = forecast_report(
-                result.names,
-                result.heldout_days,
-                result.heldout_value,
-                result.heldout_draws,
-                levels=args.levels,
-                method="bootstrap",
-            )
+        for method, fitted in (("pooled", pooled), ("bootstrap", result)):
+            if fitted is not None:
+                reports[method] = forecast_report(
+                    fitted.names,
+                    fitted.heldout_days,
+                    fitted.heldout_value,
+                    fitted.heldout_draws,
+                    levels=args.levels,
+                    method=method,
+                )
     settings = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"
     }
