@@ -34,7 +34,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bayestumor.config import SEED_SIGMA_RANGE_MM, CalibrationConfig, Priors
+from bayestumor.config import (
+    SEED_AMPLITUDE_RANGE,
+    SEED_SIGMA_RANGE_MM,
+    CalibrationConfig,
+    Priors,
+)
 from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.imaging import Observations, Patient
 from bayestumor.utils import atomic_path, use_cpu_cores_for_chains
@@ -48,8 +53,12 @@ from bayestumor.workflows import (
 PARAMETERS = ("mu_D", "mu_rho", "D_w", "rho", "T", "seed_x", "seed_y", "seed_z")
 HEADLINE = ("mu_D", "mu_rho", "seed_x", "seed_y", "seed_z")
 ARMS = {
-    # The honest model: power likelihood with η from the misfit, seed width a nuisance.
-    "calibrated": {"likelihood": "calibrated", "priors": Priors(seed_sigma=SEED_SIGMA_RANGE_MM)},
+    # The honest model: power likelihood with η from the misfit, the seed's width and peak
+    # nuisance parameters.
+    "calibrated": {
+        "likelihood": "calibrated",
+        "priors": Priors(seed_sigma=SEED_SIGMA_RANGE_MM, seed_amplitude=SEED_AMPLITUDE_RANGE),
+    },
     # The exact per-voxel model with the fixed 4 mm seed, as before.
     "exact": {"likelihood": "exact", "priors": Priors()},
 }

@@ -13,6 +13,7 @@ from bayestumor.cli._simulate import add_seed_options
 from bayestumor.config import (
     LIKELIHOODS,
     PET_NORMALISATIONS,
+    SEED_AMPLITUDE_RANGE,
     SEED_SIGMA_RANGE_MM,
     TUMOUR_LABEL_CONVENTIONS,
     CalibrationConfig,
@@ -74,6 +75,14 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         f"{SEED_SIGMA_RANGE_MM[0]:g}-{SEED_SIGMA_RANGE_MM[1]:g} mm): T then counts from a seed "
         "of unknown size (PDE only)",
     )
+    parser.add_argument(
+        "--seed-amplitude-free",
+        action="store_true",
+        default=defaults.priors.seed_amplitude_free,
+        help="sample the seed's peak density as a nuisance parameter (log-uniform on "
+        f"{SEED_AMPLITUDE_RANGE[0]:g}-{SEED_AMPLITUDE_RANGE[1]:g}): other tools seed at other "
+        "peaks (PDE only)",
+    )
     parser.add_argument("--threshold-u", type=float, default=defaults.threshold_u)
     parser.add_argument("--ctv-probability", type=float, default=defaults.ctv_probability)
     parser.add_argument("--no-plots", action="store_true")
@@ -88,6 +97,8 @@ def config_from(args: argparse.Namespace, base):
     )
     if args.seed_width_free and not priors.seed_width_free:
         priors = priors.replace(seed_sigma=SEED_SIGMA_RANGE_MM)
+    if args.seed_amplitude_free and not priors.seed_amplitude_free:
+        priors = priors.replace(seed_amplitude=SEED_AMPLITUDE_RANGE)
     return base.replace(
         forward=args.forward,
         sampler=args.sampler,
@@ -145,6 +156,8 @@ def _from_config(config, option: str, default):
         return config.priors.parametrisation == "scale_free"
     if option == "seed_width_free":
         return config.priors.seed_width_free
+    if option == "seed_amplitude_free":
+        return config.priors.seed_amplitude_free
     if option == "no_plots":
         return not config.plots
     if option in _OPTION_FIELDS:

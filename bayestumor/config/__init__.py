@@ -21,6 +21,7 @@ from bayestumor.config._priors import GROWTH_NAMES_PHYSICAL as GROWTH_NAMES_PHYS
 from bayestumor.config._priors import GROWTH_NAMES_SCALE_FREE as GROWTH_NAMES_SCALE_FREE
 from bayestumor.config._priors import IMAGING_NAMES as IMAGING_NAMES
 from bayestumor.config._priors import LOG_UNIFORM as LOG_UNIFORM
+from bayestumor.config._priors import SEED_AMPLITUDE_RANGE as SEED_AMPLITUDE_RANGE
 from bayestumor.config._priors import SEED_NAMES as SEED_NAMES
 from bayestumor.config._priors import SEED_SIGMA_RANGE_MM as SEED_SIGMA_RANGE_MM
 from bayestumor.config._priors import UNITS as UNITS

@@ -233,6 +233,11 @@ def _check_seed_and_lesion(config: CalibrationConfig) -> None:
             "the surrogate was trained on one seed width (4 mm); priors.seed_sigma needs "
             "forward='pde'"
         )
+    if config.forward == "surrogate" and config.priors.seed_amplitude is not None:
+        raise InputError(
+            "the surrogate was trained on one seed amplitude (1); priors.seed_amplitude needs "
+            "forward='pde'"
+        )
     if config.forward == "surrogate" and not trained_seed:
         raise InputError(
             "the surrogate was trained on the default seed (a 4 mm Gaussian of amplitude 1); "

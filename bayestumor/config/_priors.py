@@ -20,6 +20,12 @@ Growth parameters (Fisher–Kolmogorov; D_w in white matter, D_g = D_w / 10):
   σ = 4 mm four times more — about 1.4 proliferation e-folds of ρT. A range such as
   `SEED_SIGMA_RANGE_MM` (log-uniform, 2–8 mm: a 64-fold range of initial cell numbers) makes the
   width a nuisance parameter, so that μ_ρ and μ_D carry the uncertainty of the seed's size.
+- Seed amplitude ``seed_amplitude`` (peak density), off by default (None: the forward map's
+  own, 1). Width alone cannot stand for another tool's seed: TumorGrowthToolkit's peaks at 0.5,
+  whose centre still proliferates, where a peak-1 seed's is saturated; on stress patients grown
+  from that seed a peak-1 fit put μ_ρ 13–22 % low with the width free, a peak-0.25 one within
+  4 % (and at a higher posterior density). `SEED_AMPLITUDE_RANGE` (log-uniform, 0.2–1) makes it
+  a nuisance parameter beside the width.
 
 Imaging parameters (Ezhov et al. 2023, Table I; dimensionless unless stated):
 
@@ -46,12 +52,14 @@ Spec = float | tuple[float, float]
 
 SEED_SIGMA_RANGE_MM = (2.0, 8.0)
 """A log-uniform range for the seed width as a nuisance parameter, mm (module docstring)."""
+SEED_AMPLITUDE_RANGE = (0.2, 1.0)
+"""A log-uniform range for the seed's peak density as a nuisance parameter (module docstring)."""
 
 GROWTH_NAMES_PHYSICAL = ("D_w", "rho", "T")
 GROWTH_NAMES_SCALE_FREE = ("mu_D", "mu_rho")
 SEED_NAMES = ("seed_x", "seed_y", "seed_z")
 IMAGING_NAMES = ("u_c_t1c", "u_c_flair", "sigma_alpha", "b", "sigma")
-LOG_UNIFORM = frozenset({"D_w", "rho", "T", "mu_D", "mu_rho", "seed_sigma"})
+LOG_UNIFORM = frozenset({"D_w", "rho", "T", "mu_D", "mu_rho", "seed_sigma", "seed_amplitude"})
 """Parameters whose prior is uniform in log space (they are sampled as ``log_<name>``)."""
 
 UNITS = {
@@ -64,6 +72,7 @@ UNITS = {
     "seed_y": "mm",
     "seed_z": "mm",
     "seed_sigma": "mm",
+    "seed_amplitude": "1",
     "u_c_t1c": "1",
     "u_c_flair": "1",
     "sigma_alpha": "1",
@@ -86,6 +95,9 @@ class Priors:
         seed_sd_mm: sd of the seed prior around the lesion centre, mm (> 0).
         seed_sigma: the seed's width, mm: a log-uniform range (a nuisance parameter, e.g.
             `SEED_SIGMA_RANGE_MM`), a fixed value, or None (the forward map's own width).
+        seed_amplitude: the seed's peak density in (0, 1]: a log-uniform range (a nuisance
+            parameter, e.g. `SEED_AMPLITUDE_RANGE`), a fixed value, or None (the forward map's
+            own amplitude).
         u_c_t1c, u_c_flair, sigma_alpha, b, sigma: uniform ranges or fixed values.
     """
 
@@ -97,6 +109,7 @@ class Priors:
     mu_rho: Spec = (1.0, 8.0)
     seed_sd_mm: float = 10.0
     seed_sigma: Spec | None = None
+    seed_amplitude: Spec | None = None
     u_c_t1c: Spec = (0.6, 0.8)
     u_c_flair: Spec = (0.05, 0.6)
     sigma_alpha: Spec = (0.05, 0.08)
@@ -111,6 +124,10 @@ class Priors:
         names = GROWTH_NAMES_PHYSICAL + GROWTH_NAMES_SCALE_FREE + IMAGING_NAMES
         if self.seed_sigma is not None:
             names += ("seed_sigma",)
+        if self.seed_amplitude is not None:
+            names += ("seed_amplitude",)
+            if bounds(self.seed_amplitude)[1] > 1.0:
+                raise InputError(f"seed_amplitude is a peak density ≤ 1, got {self.seed_amplitude}")
         for name in names:
             spec = getattr(self, name)
             if isinstance(spec, list):
@@ -135,6 +152,23 @@ class Priors:
     def seed_width_free(self) -> bool:
         """Whether the seed width is sampled (a range), not fixed or the forward map's own."""
         return self.seed_sigma is not None and not is_fixed(self.seed_sigma)
+
+    @property
+    def seed_amplitude_free(self) -> bool:
+        """Whether the seed's peak density is sampled (a range)."""
+        return self.seed_amplitude is not None and not is_fixed(self.seed_amplitude)
+
+    @property
+    def seed_nuisance_names(self) -> tuple[str, ...]:
+        """The seed's sampled shape parameters (``seed_sigma``, ``seed_amplitude``), if any."""
+        return tuple(
+            name
+            for name, free in (
+                ("seed_sigma", self.seed_width_free),
+                ("seed_amplitude", self.seed_amplitude_free),
+            )
+            if free
+        )
 
     def max_diffusion_and_reaction(self) -> tuple[float, float]:
         """Upper ends of D_w·T (mm²) and ρ·T over the prior, for `PDEForward.sized_for`."""
@@ -194,6 +228,7 @@ __all__ = [
     "GROWTH_NAMES_PHYSICAL",
     "GROWTH_NAMES_SCALE_FREE",
     "IMAGING_NAMES",
+    "SEED_AMPLITUDE_RANGE",
     "SEED_NAMES",
     "SEED_SIGMA_RANGE_MM",
     "UNITS",

@@ -22,6 +22,8 @@ class GrowthParams(eqx.Module):
         seed_sigma_mm: width of the initial Gaussian seed, mm, when it is a parameter (sampled
             as a nuisance: T then counts from a seed of this width); None: the forward map's
             own fixed width (`PDEForward.seed_sigma_mm`).
+        seed_amplitude: peak density of the seed, in (0, 1], when it is a parameter; None: the
+            forward map's own (`PDEForward.seed_amplitude`).
     """
 
     D_w: Float[ArrayLike, "*batch"]
@@ -29,6 +31,7 @@ class GrowthParams(eqx.Module):
     T: Float[ArrayLike, "*batch"]
     seed_mm: Float[ArrayLike, "*batch 3"]
     seed_sigma_mm: Float[ArrayLike, "*batch"] | None = None
+    seed_amplitude: Float[ArrayLike, "*batch"] | None = None
 
     @classmethod
     def from_scale_free(
@@ -38,6 +41,7 @@ class GrowthParams(eqx.Module):
         seed_mm: Float[ArrayLike, "*batch 3"],
         T: Float[ArrayLike, "*batch"] = 1.0,
         seed_sigma_mm: Float[ArrayLike, "*batch"] | None = None,
+        seed_amplitude: Float[ArrayLike, "*batch"] | None = None,
     ) -> GrowthParams:
         """Physical parameters from the scale-free ones μ_D = √(D_w T) [mm], μ_ρ = √(ρ T) [-].
 
@@ -51,6 +55,7 @@ class GrowthParams(eqx.Module):
             T=T,
             seed_mm=seed_mm,
             seed_sigma_mm=seed_sigma_mm,
+            seed_amplitude=seed_amplitude,
         )
 
     @property

@@ -349,10 +349,14 @@ class PDEForward(AbstractForwardModel):
         return self._grid
 
     def initial_density(
-        self, seed_mm: Vector3, sigma_mm: Float[ArrayLike, ""] | None = None
+        self,
+        seed_mm: Vector3,
+        sigma_mm: Float[ArrayLike, ""] | None = None,
+        amplitude: Float[ArrayLike, ""] | None = None,
     ) -> Volume:
-        """Seed of shape `seed_shape` and width `sigma_mm` (None: `seed_sigma_mm`; may be
-        traced, for a sampled seed width) centred at `seed_mm` (world mm), zero in CSF.
+        """Seed of shape `seed_shape`, width `sigma_mm` and peak `amplitude` (None:
+        `seed_sigma_mm`, `seed_amplitude`; either may be traced, for a sampled seed) centred at
+        `seed_mm` (world mm), zero in CSF.
 
         Separable in voxel axes (orthogonal grid), so it costs three 1-D Gaussians.
         """
@@ -363,7 +367,7 @@ class PDEForward(AbstractForwardModel):
             self.grid.shape,
             self.spacing_mm,
             sigma_mm=self.seed_sigma_mm if sigma_mm is None else sigma_mm,
-            amplitude=self.seed_amplitude,
+            amplitude=self.seed_amplitude if amplitude is None else amplitude,
             seed_shape=self.seed_shape,
         )
         return blob * self.habitable
@@ -490,9 +494,10 @@ class PDEForward(AbstractForwardModel):
         seed_mm: ArrayLike,
         fractions: Float[ArrayLike, " n"],
         seed_sigma_mm: ArrayLike | None = None,
+        seed_amplitude: ArrayLike | None = None,
     ) -> Float[Array, "n x y z"]:
         """Densities at τ = `fractions` (increasing, in (0, 1]) of a solve up to `t_end_days`,
-        from a seed of width `seed_sigma_mm` (None: `self.seed_sigma_mm`)."""
+        from a seed of width `seed_sigma_mm` and peak `seed_amplitude` (None: the solver's)."""
         dtype = self.world_to_voxel.dtype
         t_end_days = jnp.asarray(t_end_days, dtype)
         args = (jnp.asarray(D_w, dtype) * t_end_days, jnp.asarray(rho, dtype) * t_end_days)
@@ -503,13 +508,22 @@ class PDEForward(AbstractForwardModel):
             return (u, tau1), u
 
         fractions = jnp.asarray(fractions, dtype)
-        start = (self.initial_density(seed_mm, seed_sigma_mm), jnp.zeros((), dtype))
+        start = (
+            self.initial_density(seed_mm, seed_sigma_mm, seed_amplitude),
+            jnp.zeros((), dtype),
+        )
         return self._checked(jax.lax.scan(interval, start, fractions)[1])
 
     def __call__(self, params: GrowthParams) -> Volume:
         """Density in [0, 1] at t = T on `self.grid`."""
         return self._integrate(
-            params.D_w, params.rho, params.T, params.seed_mm, jnp.ones(1), params.seed_sigma_mm
+            params.D_w,
+            params.rho,
+            params.T,
+            params.seed_mm,
+            jnp.ones(1),
+            params.seed_sigma_mm,
+            params.seed_amplitude,
         )[0]
 
     def density_at(
@@ -522,7 +536,13 @@ class PDEForward(AbstractForwardModel):
         t_days = jnp.asarray(t_days)
         t_end = t_days[-1]
         return self._integrate(
-            params.D_w, params.rho, t_end, params.seed_mm, t_days / t_end, params.seed_sigma_mm
+            params.D_w,
+            params.rho,
+            t_end,
+            params.seed_mm,
+            t_days / t_end,
+            params.seed_sigma_mm,
+            params.seed_amplitude,
         )
 
     @property

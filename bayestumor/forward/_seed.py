@@ -38,19 +38,22 @@ TUMOR_GROWTH_TOOLKIT_SEED = {
 (σ = √10 mm, amplitude ≈ 0.502, cut at density 0.1); scale σ by ``init_scale`` otherwise."""
 
 
-def check_seed_options(seed_shape: str, sigma_mm: float | None, amplitude: float) -> None:
+def check_seed_options(seed_shape: str, sigma_mm: float | None, amplitude: float | None) -> None:
     """Raise `ValueError` naming the problem if the seed options are not usable.
 
     Args:
         seed_shape: one of `SEED_SHAPES`.
         sigma_mm: width in mm, positive, or None (the default width).
         amplitude: peak density in (0, 1]; above `HEAT_KERNEL_THRESHOLD` for ``"heat-kernel"``
-            (else the whole seed is cut away).
+            (else the whole seed is cut away); None: not checked (a traced, sampled amplitude,
+            which its prior bounds).
     """
     if seed_shape not in SEED_SHAPES:
         raise ValueError(f"unknown seed shape {seed_shape!r}; choose from {SEED_SHAPES}")
     if sigma_mm is not None and not (math.isfinite(sigma_mm) and sigma_mm > 0):
         raise ValueError(f"seed_sigma_mm must be positive, got {sigma_mm}")
+    if amplitude is None:
+        return
     if not (math.isfinite(amplitude) and 0.0 < amplitude <= 1.0):
         raise ValueError(f"seed_amplitude must be in (0, 1], got {amplitude}")
     if seed_shape == "heat-kernel" and amplitude <= HEAT_KERNEL_THRESHOLD:
@@ -92,7 +95,7 @@ def seed_density(
     spacing_mm: tuple[float, float, float],
     *,
     sigma_mm: float | Float[Array, ""],
-    amplitude: float = 1.0,
+    amplitude: float | Float[Array, ""] = 1.0,
     seed_shape: str = "gaussian",
 ) -> Float[Array, "x y z"]:
     """The initial density of shape `seed_shape` (one of `SEED_SHAPES`) on a grid, before masking.
@@ -103,11 +106,13 @@ def seed_density(
         spacing_mm: voxel edge per axis, mm.
         sigma_mm: width σ of the Gaussian (heat) kernel, mm: a number, or a traced scalar (a
             sampled seed width; then checked by the caller's prior).
-        amplitude: peak density.
+        amplitude: peak density: a number, or a traced scalar (a sampled amplitude).
         seed_shape: ``"gaussian"`` or ``"heat-kernel"`` (cut at or below `HEAT_KERNEL_THRESHOLD`).
     """
     check_seed_options(
-        seed_shape, sigma_mm if isinstance(sigma_mm, int | float) else None, amplitude
+        seed_shape,
+        sigma_mm if isinstance(sigma_mm, int | float) else None,
+        amplitude if isinstance(amplitude, int | float) else None,
     )
     density = amplitude * gaussian_seed(centre_voxel, shape, spacing_mm, sigma_mm)
     if seed_shape == "heat-kernel":

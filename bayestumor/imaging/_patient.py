@@ -131,6 +131,10 @@ class Observations:
         t1c: enhancing (+ necrotic) core on contrast-enhanced T1, bool (x, y, z), or None.
         flair: FLAIR hyperintensity (oedema + core), bool (x, y, z), or None.
         pet: amino-acid (FET) PET uptake normalised to [0, 1], float32 (x, y, z), or None.
+        pet_voxels_averaged: how many voxels of the PET as scanned each `pet` voxel is the
+            mean of: 1 on the scan's grid, the product of the coarsening factors after
+            `resampled` (8 from 2 mm to 4 mm). The PET likelihood needs it: averaging clipped
+            noise changes its law (`bayestumor.model.ClippedNormal`).
 
     An all-false `t1c` is an observation too (a non-enhancing tumour), distinct from None.
     """
@@ -139,8 +143,11 @@ class Observations:
     t1c: np.ndarray | None = None
     flair: np.ndarray | None = None
     pet: np.ndarray | None = None
+    pet_voxels_averaged: float = 1.0
 
     def __post_init__(self):
+        if not (math.isfinite(self.pet_voxels_averaged) and self.pet_voxels_averaged >= 1.0):
+            raise ValueError(f"pet_voxels_averaged must be ≥ 1, got {self.pet_voxels_averaged}")
         for name, dtype in (("t1c", np.bool_), ("flair", np.bool_), ("pet", np.float32)):
             values = getattr(self, name)
             if values is not None:
@@ -192,6 +199,8 @@ class Observations:
             t1c=segmentation(self.t1c),
             flair=segmentation(self.flair),
             pet=None if self.pet is None else _resampled_pet(self.pet, factors),
+            # Refining interpolates: no more scan voxels per voxel than before.
+            pet_voxels_averaged=self.pet_voxels_averaged * math.prod(max(f, 1.0) for f in factors),
         )
 
     def _cropped(self, slices: tuple[slice, ...], grid: Grid) -> Observations:
@@ -199,7 +208,11 @@ class Observations:
             return None if values is None else values[slices]
 
         return Observations(
-            grid=grid, t1c=crop(self.t1c), flair=crop(self.flair), pet=crop(self.pet)
+            grid=grid,
+            t1c=crop(self.t1c),
+            flair=crop(self.flair),
+            pet=crop(self.pet),
+            pet_voxels_averaged=self.pet_voxels_averaged,
         )
 
 

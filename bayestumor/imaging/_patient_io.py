@@ -29,7 +29,7 @@ is read as T1c = necrotic ∪ enhancing and FLAIR = necrotic ∪ oedema ∪ enha
 
 PET_TOLERATED_RANGE = (-0.2, 1.2)
 """Normalised PET values inside this range but outside [0, 1] are kept, with a warning: the
-Gaussian PET likelihood y ~ Normal(b·u, σ) predicts them (noise, b up to 1.02)."""
+PET likelihood reads them as censored at 0 or 1 (clipped noise; `bayestumor.model.ClippedNormal`)."""
 PET_PERCENTILE = 99.0
 """``pet_normalise="percentile"`` divides by this percentile of the uptake inside the lesion."""
 TBR_BACKGROUND_MARGIN_MM = 10.0

@@ -89,6 +89,7 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
                 f"only {unique_fraction:.0%} of the SMC particles are distinct (poor mixing)"
             )
         smc = {
+            "reference": info["reference"],
             "tempering_schedule": info["tempering_schedule"],
             "weight_ess": info["weight_ess"],
             "log_marginal_likelihood": info["log_marginal_likelihood"],
@@ -171,7 +172,8 @@ def format_diagnostics(diagnostics: dict[str, Any]) -> str:
     smc = diagnostics.get("smc")
     if smc:
         schedule = ", ".join(f"{lam:.3g}" for lam in smc["tempering_schedule"])
-        lines.append(f"SMC: {smc['stages']} stages, λ = [{schedule}]")
+        reference = smc.get("reference", "prior")  # absent from diagnostics written before
+        lines.append(f"SMC from the {reference}: {smc['stages']} stages, λ = [{schedule}]")
         lines.append(
             f"SMC: log marginal likelihood {smc['log_marginal_likelihood']:.2f}, "
             f"min weight ESS {min(smc['weight_ess'] or [float('nan')]):.0f}, "

@@ -32,12 +32,15 @@ class SamplerOptions:
 
     Attributes:
         chains, warmup, draws: MCMC chains, warm-up iterations and draws per chain.
-        map_start: start NUTS chains from draws of the Laplace approximation at the MAP
-            (Optimistix BFGS; Hessian by finite differences of gradients) rather than near the
-            prior median, with its covariance as the initial dense inverse mass matrix.
+        map_start: use the Laplace approximation at the MAP (Optimistix BFGS; Hessian by
+            finite differences of gradients): NUTS chains start from its draws, with its
+            covariance as the initial dense inverse mass matrix, rather than near the prior
+            median; SMC tempers from it (widened) rather than from the prior.
         max_tree_depth: NUTS tree depth bound (≤ 2^depth − 1 gradients per draw).
         smc_particles, smc_kernel, smc_mcmc_steps: SMC settings (see `sample_smc`).
         progress: progress bars.
+        start: where the MAP search starts (default: the prior median) — a mode already found,
+            e.g. that of the untempered likelihood when η < 1, makes it a few steps.
     """
 
     chains: int = 2
@@ -49,6 +52,7 @@ class SamplerOptions:
     smc_kernel: Literal["rmh", "hmc"] = "rmh"
     smc_mcmc_steps: int = 10
     progress: bool = True
+    start: Position | None = None
 
 
 SamplerFunction = Callable[[CalibrationProblem, PRNGKeyArray, SamplerOptions], SamplerRun]
@@ -88,16 +92,24 @@ def chain_starts(
     return jax.vmap(lambda step: unravel(flat + step))(steps)
 
 
+def _laplace(
+    problem: CalibrationProblem, options: SamplerOptions
+) -> tuple[Position, jax.Array | None]:
+    """The MAP and the Laplace covariance there (`options.map_start`), or the start point and
+    None."""
+    center = problem.initial_position() if options.start is None else options.start
+    if not options.map_start:
+        return center, None
+    center, _ = find_map(problem, center)
+    return center, laplace_covariance(problem, center)[0]
+
+
 def _nuts(sample: Callable[..., SamplerRun]) -> SamplerFunction:
     """A registered NUTS sampler: MAP + Laplace start (optional), then `sample`."""
 
     def run(problem: CalibrationProblem, key: PRNGKeyArray, options: SamplerOptions):
         key_start, key_sample = jax.random.split(key)
-        center = problem.initial_position()
-        inverse_mass_matrix = None
-        if options.map_start:
-            center, _ = find_map(problem, center)
-            inverse_mass_matrix, _ = laplace_covariance(problem, center)
+        center, inverse_mass_matrix = _laplace(problem, options)
         return sample(
             problem,
             key_sample,
@@ -119,6 +131,7 @@ register_sampler("blackjax-nuts")(_nuts(sample_blackjax_nuts))
 
 @register_sampler("smc")
 def _smc(problem: CalibrationProblem, key: PRNGKeyArray, options: SamplerOptions) -> SamplerRun:
+    center, covariance = _laplace(problem, options)
     return sample_smc(
         problem,
         key,
@@ -126,6 +139,7 @@ def _smc(problem: CalibrationProblem, key: PRNGKeyArray, options: SamplerOptions
         kernel=options.smc_kernel,
         mcmc_steps=options.smc_mcmc_steps,
         progress=options.progress,
+        reference=None if covariance is None else (center, covariance),
     )
 
 

@@ -30,6 +30,7 @@ from bayestumor.model._numpyro import tumour_model as tumour_model
 from bayestumor.model._observation import OBSERVED_SITES as OBSERVED_SITES
 from bayestumor.model._observation import PET as PET
 from bayestumor.model._observation import AbstractModality as AbstractModality
+from bayestumor.model._observation import ClippedNormal as ClippedNormal
 from bayestumor.model._observation import Imaging as Imaging
 from bayestumor.model._observation import Segmentation as Segmentation
 from bayestumor.model._observation import imaging_parameter_names as imaging_parameter_names

@@ -28,7 +28,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
-from bayestumor._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray
+from bayestumor._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray, Scalar
 from bayestumor.config import LOG_UNIFORM, SEED_NAMES, Priors, Spec, bounds, is_fixed
 from bayestumor.errors import InputError
 from bayestumor.forward import AbstractForwardModel, GrowthParams
@@ -57,6 +57,7 @@ class ModelData(NamedTuple):
         seed_center_mm: centre of the seed prior, world mm (3,).
         seed_low_mm: lower bounds of the seed prior (the ROI's lowest voxel centre), mm (3,).
         seed_high_mm: upper bounds of the seed prior (the ROI's highest voxel centre), mm (3,).
+        pet_voxels: scan voxels each PET voxel averages (`Observations.pet_voxels_averaged`).
     """
 
     voxel_index: Int[Array, " n"]
@@ -64,6 +65,7 @@ class ModelData(NamedTuple):
     seed_center_mm: Float[Array, "3"]
     seed_low_mm: Float[Array, "3"]
     seed_high_mm: Float[Array, "3"]
+    pet_voxels: Scalar = 1.0
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -102,6 +104,7 @@ def model_data_from_patient(patient: Patient) -> ModelData:
         seed_center_mm=jnp.asarray(center, jnp.float32),
         seed_low_mm=jnp.asarray(low, jnp.float32),
         seed_high_mm=jnp.asarray(high, jnp.float32),
+        pet_voxels=float(patient.observations.pet_voxels_averaged),
     )
 
 
@@ -184,8 +187,10 @@ def _physical_without_ridge(priors: Priors) -> tuple[Array, Array, Array]:
 
 
 def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
-    """Sample the growth parameters and the seed (with its width when `priors.seed_sigma` says
-    so; ``log_seed_sigma`` is sampled, ``seed_sigma`` recorded); returns `GrowthParams`."""
+    """Sample the growth parameters and the seed (with its width and peak when
+    `priors.seed_sigma`, `priors.seed_amplitude` say so; ``log_seed_sigma``,
+    ``log_seed_amplitude`` are sampled, ``seed_sigma``, ``seed_amplitude`` recorded); returns
+    `GrowthParams`."""
     seed = []
     for axis, name in enumerate(SEED_NAMES):
         prior = dist.TruncatedNormal(
@@ -197,18 +202,32 @@ def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
         seed.append(numpyro.sample(name, prior))
     seed_mm = jnp.stack(seed)
     seed_sigma = None if priors.seed_sigma is None else _parameter("seed_sigma", priors.seed_sigma)
+    amplitude = (
+        None
+        if priors.seed_amplitude is None
+        else _parameter("seed_amplitude", priors.seed_amplitude)
+    )
     if priors.parametrisation == "physical":
         if any(is_fixed(getattr(priors, name)) for name in ("D_w", "rho", "T")):
             D_w, rho, T = (_parameter(name, getattr(priors, name)) for name in ("D_w", "rho", "T"))
         else:
             D_w, rho, T = _physical_without_ridge(priors)
-        params = GrowthParams(D_w=D_w, rho=rho, T=T, seed_mm=seed_mm, seed_sigma_mm=seed_sigma)
+        params = GrowthParams(
+            D_w=D_w,
+            rho=rho,
+            T=T,
+            seed_mm=seed_mm,
+            seed_sigma_mm=seed_sigma,
+            seed_amplitude=amplitude,
+        )
         numpyro.deterministic("mu_D", params.mu_D)
         numpyro.deterministic("mu_rho", params.mu_rho)
         return params
     mu_D = _parameter("mu_D", priors.mu_D)
     mu_rho = _parameter("mu_rho", priors.mu_rho)
-    return GrowthParams.from_scale_free(mu_D, mu_rho, seed_mm, seed_sigma_mm=seed_sigma)
+    return GrowthParams.from_scale_free(
+        mu_D, mu_rho, seed_mm, seed_sigma_mm=seed_sigma, seed_amplitude=amplitude
+    )
 
 
 def sample_imaging_params(
@@ -251,7 +270,7 @@ def tumour_model(
         learning_rate: η in (0, 1]; 1 is the exact per-voxel likelihood.
     """
     priors = Priors() if priors is None else priors
-    modalities = observation_model(data.modalities, epsilon)
+    modalities = observation_model(data.modalities, epsilon, data.pet_voxels)
     params = sample_growth_params(priors, data)
     imaging = sample_imaging_params(priors, modalities)
     if not include_likelihood:

@@ -127,6 +127,13 @@ class CalibrationProblem:
         sigma = self.priors.seed_sigma
         if sigma is not None:  # a sampled width is a named parameter; a fixed one may not be
             sigma = named["seed_sigma"] if self.priors.seed_width_free else jnp.float32(sigma)
+        amplitude = self.priors.seed_amplitude
+        if amplitude is not None:
+            amplitude = (
+                named["seed_amplitude"]
+                if self.priors.seed_amplitude_free
+                else jnp.float32(amplitude)
+            )
         if self.priors.parametrisation == "physical":
             return GrowthParams(
                 D_w=named["D_w"],
@@ -134,15 +141,16 @@ class CalibrationProblem:
                 T=named["T"],
                 seed_mm=seed_mm,
                 seed_sigma_mm=sigma,
+                seed_amplitude=amplitude,
             )
         return GrowthParams.from_scale_free(
-            named["mu_D"], named["mu_rho"], seed_mm, seed_sigma_mm=sigma
+            named["mu_D"], named["mu_rho"], seed_mm, seed_sigma_mm=sigma, seed_amplitude=amplitude
         )
 
     @functools.cached_property
     def modalities(self) -> tuple[AbstractModality, ...]:
         """The observation model of the patient's modalities (with this problem's ε)."""
-        return observation_model(self.data.modalities, self.epsilon)
+        return observation_model(self.data.modalities, self.epsilon, self.data.pet_voxels)
 
     @property
     def parameter_names(self) -> list[str]:
@@ -152,7 +160,7 @@ class CalibrationProblem:
         growth = list(self.priors.growth_names)
         if self.priors.parametrisation == "physical":
             growth += ["mu_D", "mu_rho"]
-        seed = [*SEED_NAMES, "seed_sigma"] if self.priors.seed_width_free else list(SEED_NAMES)
+        seed = [*SEED_NAMES, *self.priors.seed_nuisance_names]
         return [*growth, *seed, *imaging_parameter_names(self.modalities)]
 
     def pointwise_log_likelihood(self, named: dict[str, Array], density: Array) -> dict[str, Array]:

@@ -36,7 +36,7 @@ from bayestumor.inference import (
     reweight,
     run_inference,
 )
-from bayestumor.model import CalibrationProblem, flatten_draws
+from bayestumor.model import CalibrationProblem, Position, flatten_draws
 from bayestumor.workflows._report import CalibrationResult, write_run
 from bayestumor.workflows._setup import (
     CalibrationRun,
@@ -131,15 +131,16 @@ def sample_patient(
 
 
 def calibrated_problem(
-    problem: CalibrationProblem, config: CalibrationConfig
+    problem: CalibrationProblem, config: CalibrationConfig, position: Position | None = None
 ) -> tuple[CalibrationProblem, LearningRate]:
     """`problem` with the likelihood `config.likelihood` asks for: ``"exact"`` as it is,
     ``"calibrated"`` raised to the learning rate `misfit_learning_rate` estimates at the MAP
-    (with bandwidth `config.misfit_length_mm`)."""
+    (with bandwidth `config.misfit_length_mm`), found unless given as `position`."""
     voxels = int(problem.data.voxel_index.shape[0])
     if config.likelihood == "exact":
         return problem, LearningRate.exact(voxels)
-    position, _ = find_map(problem)
+    if position is None:
+        position, _ = find_map(problem)
     learning_rate = misfit_learning_rate(problem, position, config.misfit_length_mm)
     if config.progress:
         print(
@@ -155,7 +156,10 @@ def _sample_roi(
 ) -> tuple[CalibrationProblem, InferenceResult, LearningRate]:
     """Build the problem on `roi` (with the likelihood `config` asks for) and sample its
     posterior under `config`."""
-    problem, learning_rate = calibrated_problem(build_problem(roi, config, forward), config)
+    problem = build_problem(roi, config, forward)
+    # One MAP search serves η and, as the start of the samplers' own (tempered) search, NUTS.
+    start = find_map(problem)[0] if config.likelihood == "calibrated" else None
+    problem, learning_rate = calibrated_problem(problem, config, start)
     inference = run_inference(
         problem,
         config.sampler,
@@ -170,6 +174,7 @@ def _sample_roi(
             smc_kernel=config.smc_kernel,
             smc_mcmc_steps=config.smc_mcmc_steps,
             progress=config.progress,
+            start=start,
         ),
     )
     return problem, inference, learning_rate

@@ -10,6 +10,7 @@ are recomputed by the forward map from the stored posterior draws).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -160,6 +161,8 @@ def write_run(
                 },
                 "original_volumes_ml": run.original_volumes_ml,
                 "pde_check": report.pde_check,
+                # Not in the ROI's NIfTI files: how many scan voxels each PET voxel averages.
+                "pet_voxels_averaged": run.roi.observations.pet_voxels_averaged,
             },
         )
         save_patient(run.roi, tmp / "roi")
@@ -221,6 +224,12 @@ def report_directory(
     except (OSError, ValueError) as error:
         raise InputError(f"cannot read the posterior: {error}", run_dir / "posterior.nc") from error
     roi = load_patient(run_dir / "roi")
+    roi = dataclasses.replace(
+        roi,
+        observations=dataclasses.replace(
+            roi.observations, pet_voxels_averaged=record.get("pet_voxels_averaged", 1.0)
+        ),
+    )
     problem = build_problem(roi, config)
     names = problem.parameter_names
     posterior = datatree["posterior"]

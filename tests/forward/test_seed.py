@@ -265,27 +265,67 @@ def test_cli_calibrate_maps_seed_and_lesion_options_to_the_config(
     ]
 
 
-def test_sampled_seed_width_equals_a_solver_built_with_that_width(x64):
-    """`GrowthParams.seed_sigma_mm` (a nuisance parameter) overrides the solver's own width,
-    and the density is differentiable in it: central differences of a float64 solve agree."""
+@pytest.mark.parametrize(
+    ("name", "values", "point", "step"),
+    [("seed_sigma_mm", (2.5, 6.0), 5.0, 1e-4), ("seed_amplitude", (0.25, 0.7), 0.5, 1e-5)],
+)
+def test_sampled_seed_shape_equals_a_solver_built_with_it(x64, name, values, point, step):
+    """`GrowthParams.seed_sigma_mm` and `.seed_amplitude` (nuisance parameters) override the
+    solver's own width and peak, and the density is differentiable in each: central differences
+    of a float64 solve agree."""
     anatomy = make_phantom((16, 16, 16), 4.0)
     base = dict(D_w=0.1, rho=0.03, T=150.0, seed_mm=jnp.array([4.0, -3.0, 2.0]))
     solver = PDEForward.from_anatomy(anatomy).sized_for(30.0, 8.0)
-    for width in (2.5, 6.0):
-        fixed = PDEForward.from_anatomy(anatomy, seed_sigma_mm=width).sized_for(30.0, 8.0)
+    for value in values:
+        fixed = PDEForward.from_anatomy(anatomy, **{name: value}).sized_for(30.0, 8.0)
         np.testing.assert_allclose(
-            solver(GrowthParams(**base, seed_sigma_mm=jnp.float64(width))),
+            solver(GrowthParams(**base, **{name: jnp.float64(value)})),
             fixed(GrowthParams(**base)),
             atol=1e-12,
         )
 
-    def mass(width):
-        return jnp.sum(solver(GrowthParams(**base, seed_sigma_mm=width)))
+    def mass(value):
+        return jnp.sum(solver(GrowthParams(**base, **{name: value})))
 
-    width, step = jnp.float64(5.0), 1e-4
-    finite = (mass(width + step) - mass(width - step)) / (2 * step)
-    assert float(jax.grad(mass)(width)) == pytest.approx(float(finite), rel=1e-5)
-    assert float(finite) > 0  # a wider seed holds more cells, so the tumour is larger
+    point = jnp.float64(point)
+    finite = (mass(point + step) - mass(point - step)) / (2 * step)
+    assert float(jax.grad(mass)(point)) == pytest.approx(float(finite), rel=1e-5)
+    assert float(finite) > 0  # a wider or higher seed holds more cells: a larger tumour
+
+
+def test_seed_amplitude_prior_adds_a_parameter_the_surrogate_refuses():
+    from bayestumor.config import SEED_AMPLITUDE_RANGE, CalibrationConfig, Priors
+    from bayestumor.errors import InputError
+    from bayestumor.model import CalibrationProblem, model_data_from_patient
+    from tests._calibration_problems import FAST_PRIORS, synthetic_patient
+
+    patient = synthetic_patient()
+    forward = PDEForward.from_anatomy(patient.anatomy).sized_for(50.0, 30.0)
+    data = model_data_from_patient(patient)
+    priors = FAST_PRIORS.replace(seed_sigma=(3.0, 6.0), seed_amplitude=SEED_AMPLITUDE_RANGE)
+    free = CalibrationProblem(forward, data, priors)
+    assert {"log_seed_sigma", "log_seed_amplitude"} <= set(free.site_names)
+    names = free.parameter_names
+    start = names.index("seed_x")
+    assert names[start : start + 5] == [
+        "seed_x",
+        "seed_y",
+        "seed_z",
+        "seed_sigma",
+        "seed_amplitude",
+    ]
+    named = free.constrain(free.initial_position())
+    low, high = SEED_AMPLITUDE_RANGE
+    assert low <= float(free.growth_params(named).seed_amplitude) <= high
+    fixed = CalibrationProblem(forward, data, FAST_PRIORS.replace(seed_amplitude=0.5))
+    assert "seed_amplitude" not in fixed.parameter_names
+    assert (
+        float(fixed.growth_params(fixed.constrain(fixed.initial_position())).seed_amplitude) == 0.5
+    )
+    with pytest.raises(InputError, match="seed_amplitude needs forward='pde'"):
+        CalibrationConfig(forward="surrogate", priors=Priors(seed_amplitude=SEED_AMPLITUDE_RANGE))
+    with pytest.raises(InputError, match="peak density ≤ 1"):
+        Priors(seed_amplitude=(0.5, 2.0))
 
 
 def test_seed_width_prior_adds_a_parameter_the_surrogate_refuses():
@@ -313,9 +353,11 @@ def test_seed_width_prior_adds_a_parameter_the_surrogate_refuses():
         Priors(seed_sigma=(0.0, 4.0))  # log-uniform: positive bounds
 
 
-def test_cli_calibrate_maps_likelihood_and_seed_width_options(patient_dir, tmp_path, monkeypatch):
+def test_cli_calibrate_maps_likelihood_and_seed_nuisance_options(
+    patient_dir, tmp_path, monkeypatch
+):
     import bayestumor.workflows
-    from bayestumor.config import SEED_SIGMA_RANGE_MM
+    from bayestumor.config import SEED_AMPLITUDE_RANGE, SEED_SIGMA_RANGE_MM
 
     seen = []
 
@@ -326,15 +368,18 @@ def test_cli_calibrate_maps_likelihood_and_seed_width_options(patient_dir, tmp_p
     monkeypatch.setattr(bayestumor.workflows, "calibrate_patient", fake_calibrate)
     argv = ["calibrate", str(patient_dir), "--out", str(tmp_path / "run")]
     assert main(argv) == 0
-    assert main([*argv, "--likelihood", "exact", "--seed-width-free"]) == 0
+    assert main([*argv, "--likelihood", "exact", "--seed-width-free", "--seed-amplitude-free"]) == 0
     assert main([*argv, "--misfit-length", "15"]) == 0
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(seen[1].to_dict()))
     assert main([*argv, "--config", str(config_file)]) == 0  # the file's choices hold
-    summary = [(c.likelihood, c.misfit_length_mm, c.priors.seed_sigma) for c in seen]
+    summary = [
+        (c.likelihood, c.misfit_length_mm, c.priors.seed_sigma, c.priors.seed_amplitude)
+        for c in seen
+    ]
     assert summary == [
-        ("calibrated", 10.0, None),
-        ("exact", 10.0, SEED_SIGMA_RANGE_MM),
-        ("calibrated", 15.0, None),
-        ("exact", 10.0, SEED_SIGMA_RANGE_MM),
+        ("calibrated", 10.0, None, None),
+        ("exact", 10.0, SEED_SIGMA_RANGE_MM, SEED_AMPLITUDE_RANGE),
+        ("calibrated", 15.0, None, None),
+        ("exact", 10.0, SEED_SIGMA_RANGE_MM, SEED_AMPLITUDE_RANGE),
     ]

@@ -1,16 +1,19 @@
 """Calibrating with the surrogate gives the PDE's posterior on a coarse synthetic patient.
 
-Independent truth: the posterior under the exact PDE forward map (NUTS on the same data, priors
-and ROI). Tolerance (from the issue): every growth-parameter posterior mean of the surrogate run
-lies within half a PDE posterior sd of the PDE run's mean. The patient: MNI152 at 4 mm, a
-right-frontal tumour simulated by the PDE (μ_D ≈ 6.7 mm, μ_ρ ≈ 2.1), T1c/FLAIR drawn from the
-model's own Bernoulli likelihood and PET with noise sd 0.2; imaging parameters fixed at the
-truth so the test samples the 5 growth parameters (μ_D, μ_ρ, seed x/y/z) only.
+Independent truth: the posterior under the exact PDE forward map on the same data, priors and ROI,
+reached by Pareto-smoothed importance sampling of the surrogate draws with the PDE likelihood
+(Vehtari et al. 2024): when the tail shape k̂ < 0.7 the weighted draws estimate the PDE
+posterior consistently, and a surrogate posterior far from the PDE's shows as k̂ ≥ 0.7 (the
+shipped 4 mm network: k̂ 13). Tolerances (from the surrogate issue): k̂ < 0.7, and every
+growth-parameter mean of the surrogate run lies within half a PDE posterior sd of the PDE
+posterior's mean. The patient: MNI152 at 4 mm, a right-frontal tumour simulated by the PDE
+(μ_D ≈ 6.7 mm, μ_ρ ≈ 2.1), T1c/FLAIR drawn from the model's own Bernoulli likelihood and PET
+with noise sd 0.2; imaging parameters fixed at the truth so the test samples the 5 growth
+parameters (μ_D, μ_ρ, seed x/y/z) only.
 
-Runtime (estimated from the code, not measured): two NUTS runs of 2 × (200 + 200) iterations
-with MAP starts on an ROI of up to 32³ voxels; near the truth a PDE solve takes ≈ 90 Heun steps
-(reaction bound 0.05 on ρT ≈ 4.5), each leapfrog step one solve and its adjoint — some 10⁴
-solves: 10–20 minutes on a 2-core CPU, too long for routine runs.
+Runtime: one surrogate NUTS run of 2 × (200 + 200) iterations and 400 PDE solves (no
+gradients) on an ROI of up to 32³ voxels. A second NUTS run with the PDE, which this test used
+to make, cost 10 minutes of CI for the same verdict.
 """
 
 import jax
@@ -64,28 +67,23 @@ def test_surrogate_and_pde_posteriors_agree():
     data = model_data_from_patient(roi)
     surrogate = SurrogateForward.from_anatomy(roi.anatomy)
     assert not surrogate.check_ranges(*priors.scale_free_ranges())  # inside the training ranges
-    forwards = {
-        "surrogate": surrogate,
-        "pde": PDEForward.from_anatomy(roi.anatomy).sized_for(*priors.max_diffusion_and_reaction()),
+    problems = {
+        "surrogate": CalibrationProblem(forward=surrogate, data=data, priors=priors),
+        "pde": CalibrationProblem(
+            forward=PDEForward.from_anatomy(roi.anatomy).sized_for(
+                *priors.max_diffusion_and_reaction()
+            ),
+            data=data,
+            priors=priors,
+        ),
     }
-    problems, posteriors, results = {}, {}, {}
-    for kind, forward in forwards.items():
-        problems[kind] = CalibrationProblem(forward=forward, data=data, priors=priors)
-        result = run_inference(
-            problems[kind], "nuts", jax.random.key(1), chains=2, warmup=200, draws=200,
-            progress=False,
-        )  # fmt: skip
-        results[kind] = result
-        posterior = result.datatree["posterior"]
-        posteriors[kind] = {name: np.asarray(posterior[name]).reshape(-1) for name in GROWTH}
+    result = run_inference(
+        problems["surrogate"], "nuts", jax.random.key(1), chains=2, warmup=200, draws=200,
+        progress=False,
+    )  # fmt: skip
+    positions = {k: np.asarray(v).reshape(-1) for k, v in result.run.positions.items()}
+    refinement = reweight(problems["surrogate"], problems["pde"], positions, list(GROWTH))
+    assert refinement.pareto_k < 0.7, refinement.pareto_k
     for name in GROWTH:
-        s, p = posteriors["surrogate"][name], posteriors["pde"][name]
-        assert abs(s.mean() - p.mean()) <= 0.5 * p.std(), (name, s.mean(), p.mean(), p.std())
-
-    # The hybrid refinement on thinned surrogate draws moves the means towards the PDE's.
-    flat = {
-        k: np.asarray(v).reshape(-1)[::8] for k, v in results["surrogate"].run.positions.items()
-    }
-    refinement = reweight(problems["surrogate"], problems["pde"], flat, list(GROWTH))
-    assert np.isfinite(refinement.pareto_k)
-    assert refinement.ess > 1.0
+        mean, _, pde_mean, pde_sd, _ = refinement.summary[name]
+        assert abs(mean - pde_mean) <= 0.5 * pde_sd, (name, mean, pde_mean, pde_sd)

@@ -167,7 +167,7 @@ class SurrogateForward(AbstractForwardModel):
         """Density in [0, 1] at t = T on `self.grid` (scalar parameters; `vmap` for batches).
 
         Raises:
-            ValueError: `params.seed_sigma_mm` is set: the network knows only the seed it was
+            ValueError: `params.seed_sigma_mm` or `seed_amplitude` is set: the network knows only the seed it was
                 trained on.
         """
         _refuse_seed_width(params)
@@ -204,10 +204,10 @@ class SurrogateForward(AbstractForwardModel):
 
 
 def _refuse_seed_width(params: GrowthParams) -> None:
-    if params.seed_sigma_mm is not None:
+    if params.seed_sigma_mm is not None or params.seed_amplitude is not None:
         raise ValueError(
-            "the surrogate knows only the seed it was trained on (a 4 mm Gaussian); a sampled "
-            "seed width needs the PDE forward map"
+            "the surrogate knows only the seed it was trained on (a 4 mm Gaussian of peak 1); a "
+            "sampled seed width or amplitude needs the PDE forward map"
         )
 
 
