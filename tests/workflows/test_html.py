@@ -156,9 +156,8 @@ def _chromium() -> str:
         if found:
             return found
     pytest.fail(
-        "headless Chromium is needed to check report.html as a person sees it: install "
-        "Debian's package with 'apt-get update && apt-get install -y --no-install-recommends "
-        "chromium' (.ci/run does this in CI)"
+        "headless Chromium is needed to check report.html as a person sees it: run "
+        "'bash scripts/install-chromium' (Debian's package; make test runs it)"
     )
 
 
