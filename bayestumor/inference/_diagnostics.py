@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 import arviz as az
+import jax
 import numpy as np
 import xarray as xr
 
@@ -121,6 +122,8 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
         "chains": chains,
         # NumPyro NUTS: "parallel" (one device per chain) or "sequential"; None otherwise.
         "chain_method": run.info.get("chain_method"),
+        # Where it ran: JAX's backend and its first device (a GPU when JAX sees one).
+        "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
         "draws": draws,
         "divergences": divergences,
         "parameters": per_parameter,

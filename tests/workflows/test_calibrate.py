@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import jax
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -279,6 +280,7 @@ def test_cli_runs_nuts_chains_in_parallel_on_cpu_cores(tmp_path):
     diagnostics = json.loads((tmp_path / "out" / "diagnostics.json").read_text())
     expected = "parallel" if (os.cpu_count() or 1) >= 2 else "sequential"
     assert diagnostics["chain_method"] == expected
+    assert diagnostics["device"].split(":")[0] == jax.default_backend()  # same environment
     tree = xr.open_datatree(tmp_path / "out" / "posterior.nc", engine="h5netcdf")
     d_w = tree["posterior"]["D_w"].values
     assert d_w.shape == (2, 20) and np.all(np.isfinite(d_w))
