@@ -12,6 +12,7 @@ from pathlib import Path
 from bayestumor.cli._simulate import add_seed_options
 from bayestumor.config import (
     LIKELIHOODS,
+    PDE_STEPPINGS,
     PET_NORMALISATIONS,
     SEED_AMPLITUDE_RANGE,
     SEED_SIGMA_RANGE_MM,
@@ -32,6 +33,13 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
     )
     parser.add_argument(
         "--margin", type=float, default=defaults.margin_mm, help="ROI margin around the lesion, mm"
+    )
+    parser.add_argument(
+        "--stepping",
+        choices=PDE_STEPPINGS,
+        default=defaults.stepping,
+        help="the PDE's time stepping: split (Strang splitting with the exact logistic step "
+        "and RKC diffusion; ~4x faster NUTS at 4 mm) or heun steps",
     )
     parser.add_argument("--chains", type=int, default=defaults.chains)
     parser.add_argument("--draws", type=int, default=defaults.draws, help="draws per chain")
@@ -104,6 +112,7 @@ def config_from(args: argparse.Namespace, base):
         sampler=args.sampler,
         spacing_mm=args.spacing,
         margin_mm=args.margin,
+        stepping=args.stepping,
         chains=args.chains,
         draws=args.draws,
         warmup=args.warmup,
@@ -128,6 +137,7 @@ _OPTION_FIELDS = {
     "sampler": "sampler",
     "spacing": "spacing_mm",
     "margin": "margin_mm",
+    "stepping": "stepping",
     "chains": "chains",
     "draws": "draws",
     "warmup": "warmup",

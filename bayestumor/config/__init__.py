@@ -13,6 +13,7 @@ from bayestumor.config._calibration import FORWARD_KINDS as FORWARD_KINDS
 from bayestumor.config._calibration import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD
 from bayestumor.config._calibration import LESION_TISSUES as LESION_TISSUES
 from bayestumor.config._calibration import LIKELIHOODS as LIKELIHOODS
+from bayestumor.config._calibration import PDE_STEPPINGS as PDE_STEPPINGS
 from bayestumor.config._calibration import PET_NORMALISATIONS as PET_NORMALISATIONS
 from bayestumor.config._calibration import SEED_SHAPES as SEED_SHAPES
 from bayestumor.config._calibration import TUMOUR_LABEL_CONVENTIONS as TUMOUR_LABEL_CONVENTIONS

@@ -208,7 +208,12 @@ def report_directory(
             run_dir,
         )
     try:
-        config = CalibrationConfig.from_dict(_read_json(run_dir / "config.json"))
+        stored = _read_json(run_dir / "config.json")
+        if not isinstance(stored, dict):
+            raise InputError("not a JSON object of calibration options", run_dir / "config.json")
+        # A run written before `stepping` existed was solved with Heun steps.
+        stored.setdefault("stepping", "heun")
+        config = CalibrationConfig.from_dict(stored)
         record = _read_json(run_dir / "run.json")
         diagnostics = _read_json(run_dir / "diagnostics.json")
         if record.get("format") != RUN_FORMAT:

@@ -12,7 +12,7 @@ import numpy as np
 
 from bayestumor.config import CalibrationConfig
 from bayestumor.errors import InputError
-from bayestumor.forward import AbstractForwardModel, FixedStep, PDEForward
+from bayestumor.forward import AbstractForwardModel, FixedStep, PDEForward, SplitStep
 from bayestumor.imaging import PET_TOLERATED_RANGE, Grid, Patient
 from bayestumor.inference import InferenceResult, LearningRate, Refinement
 from bayestumor.model import CalibrationProblem, model_data_from_patient
@@ -87,8 +87,8 @@ def build_forward(
     roi: Patient, config: CalibrationConfig, kind: Literal["pde", "surrogate"] | None = None
 ) -> AbstractForwardModel:
     """The forward map on the ROI (of `kind`, default `config.forward`); the PDE's step bound
-    sized for the prior's upper ends, its seed as `config.seed_shape`, `seed_sigma_mm`,
-    `seed_amplitude`. A surrogate with a seed other than the one it was trained on is refused
+    sized for the prior's upper ends, its time stepping `config.stepping`, its seed as
+    `config.seed_shape`, `seed_sigma_mm`, `seed_amplitude`. A surrogate with a seed other than the one it was trained on is refused
     (`InputError`)."""
     if (kind or config.forward) == "surrogate":
         from bayestumor.forward.surrogate import SurrogateForward
@@ -101,7 +101,11 @@ def build_forward(
         return surrogate
     forward = PDEForward.from_anatomy(
         roi.anatomy,
-        stepping=FixedStep(reaction_step=config.reaction_step),
+        stepping=(
+            SplitStep()
+            if config.stepping == "split"
+            else FixedStep(reaction_step=config.reaction_step)
+        ),
         seed_shape=config.seed_shape,
         seed_sigma_mm=config.seed_sigma_mm,
         seed_amplitude=config.seed_amplitude,

@@ -32,6 +32,7 @@ FAST_CONFIG = CalibrationConfig(
     warmup=15,
     draws=15,
     priors=FAST_PRIORS,
+    stepping="heun",
     reaction_step=REACTION_STEP,
     sampler="smc",
     smc_particles=32,
@@ -199,6 +200,16 @@ def test_report_rerenders_a_stored_run_without_sampling(calibrated, tmp_path):
     assert (again / "posterior.nc").exists() and (again / "roi").is_dir()
     report_directory(again)  # in place: replaced atomically, stored run kept
     assert (again / "posterior.nc").exists() and (again / "summary.json").exists()
+    # A run written before the `stepping` option (no such key) was solved with Heun steps, as
+    # this one was: it re-renders to the same maps.
+    stored = json.loads((again / "config.json").read_text())
+    assert stored.pop("stepping") == "heun"
+    (again / "config.json").write_text(json.dumps(stored))
+    report_directory(again)
+    before, _ = load_nifti(out / "maps" / "density_mean.nii.gz")
+    np.testing.assert_allclose(
+        load_nifti(again / "maps" / "density_mean.nii.gz")[0], before, atol=1e-5
+    )
 
     not_a_run = tmp_path / "empty"
     not_a_run.mkdir()
@@ -239,12 +250,14 @@ def test_cli_calibrate_with_config_file(tmp_path):
                 str(config_file),
                 "--seed",
                 "3",
+                "--stepping",
+                "heun",
                 "--quiet",
             ]
         )
     assert code in (0, 3)  # 3: diagnostics failed (a tiny run), results still written
     written = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert written["seed"] == 3 and written["spacing_mm"] == 10.0
+    assert written["seed"] == 3 and written["spacing_mm"] == 10.0 and written["stepping"] == "heun"
     assert written["priors"]["T"] == FAST_PRIORS.T
 
 

@@ -215,6 +215,7 @@ def test_calibrate_and_report_write_report_html(tmp_path):
         warmup=10,
         draws=10,
         priors=FAST_PRIORS,
+        stepping="heun",
         reaction_step=REACTION_STEP,
         sampler="smc",
         smc_particles=16,

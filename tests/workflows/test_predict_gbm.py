@@ -24,6 +24,7 @@ FAST_CONFIG = PREDICT_GBM_CONFIG.replace(
     warmup=10,
     draws=10,
     priors=FAST_PRIORS,
+    stepping="heun",
     reaction_step=REACTION_STEP,
     sampler="smc",
     smc_particles=16,

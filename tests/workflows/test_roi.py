@@ -46,6 +46,7 @@ CONFIG = CalibrationConfig(
     warmup=10,
     draws=10,
     priors=PRIORS,
+    stepping="heun",
     reaction_step=REACTION_STEP,
     sampler="smc",
     smc_particles=16,
