@@ -72,6 +72,7 @@ CONFIG = CalibrationConfig(
     margin_mm=20.0,
     roi_growth_rounds=0,
     priors=PRIORS,
+    stepping="heun",
     reaction_step=0.25,
     progress=False,
     plots=False,
