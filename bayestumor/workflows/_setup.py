@@ -88,8 +88,8 @@ def build_forward(
 ) -> AbstractForwardModel:
     """The forward map on the ROI (of `kind`, default `config.forward`); the PDE's step bound
     sized for the prior's upper ends, its time stepping `config.stepping`, its seed as
-    `config.seed_shape`, `seed_sigma_mm`, `seed_amplitude`. A surrogate with a seed other than the one it was trained on is refused
-    (`InputError`)."""
+    `config.seed_shape`, `seed_sigma_mm`, `seed_amplitude`. A surrogate with a seed other than
+    the one it was trained on is refused (`InputError`)."""
     if (kind or config.forward) == "surrogate":
         from bayestumor.forward.surrogate import SurrogateForward
 
