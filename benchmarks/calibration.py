@@ -165,9 +165,9 @@ def run_one(
 
 def judge(row: dict, rows: list[dict]) -> None:
     """Add the row's targets (module docstring) and its ratios against the baselines in `rows`
-    (which holds `row`):
-    wall time against Heun NUTS with the exact likelihood; posterior means against Heun NUTS
-    with the same likelihood (``vs_nuts``, the largest |Δmean| / sd over the parameters)."""
+    (which holds `row`): wall time against Heun NUTS with the exact likelihood; posterior means
+    against Heun NUTS with the same likelihood (``vs_nuts``, the largest |Δmean| / sd over the
+    parameters)."""
 
     def same(likelihood: str) -> dict | None:
         return next(
