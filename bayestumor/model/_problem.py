@@ -124,16 +124,15 @@ class CalibrationProblem:
     def growth_params(self, named: dict[str, Array]) -> GrowthParams:
         """`GrowthParams` from named (constrained) parameters; works on batches."""
         seed_mm = jnp.stack([named[name] for name in SEED_NAMES], axis=-1)
-        sigma = self.priors.seed_sigma
-        if sigma is not None:  # a sampled width is a named parameter; a fixed one may not be
-            sigma = named["seed_sigma"] if self.priors.seed_width_free else jnp.float32(sigma)
-        amplitude = self.priors.seed_amplitude
-        if amplitude is not None:
-            amplitude = (
-                named["seed_amplitude"]
-                if self.priors.seed_amplitude_free
-                else jnp.float32(amplitude)
-            )
+
+        def seed_parameter(name: str) -> Array | None:
+            # A sampled one is a named parameter; a fixed one may not be; None: the solver's.
+            spec = getattr(self.priors, name)
+            if spec is None:
+                return None
+            return named[name] if name in self.priors.seed_nuisance_names else jnp.float32(spec)
+
+        sigma, amplitude = seed_parameter("seed_sigma"), seed_parameter("seed_amplitude")
         if self.priors.parametrisation == "physical":
             return GrowthParams(
                 D_w=named["D_w"],
