@@ -97,14 +97,14 @@ class ClippedNormal(dist.Distribution):
         exact = jnp.clip(
             dist.Normal(self.loc, self.scale).sample(key, sample_shape), self.low, self.high
         )
-        averaged = dist.Normal(self.mean, jnp.sqrt(self._block_variance)).sample(key, sample_shape)
+        averaged = dist.Normal(self.mean, jnp.sqrt(self.variance)).sample(key, sample_shape)
         return jnp.where(self.voxels > 1.0, jnp.clip(averaged, self.low, self.high), exact)
 
     def log_prob(self, value):
         z_low = (self.low - self.loc) / self.scale
         z_high = (self.high - self.loc) / self.scale
         exact_inside = dist.Normal(self.loc, self.scale).log_prob(value)
-        averaged_inside = dist.Normal(self.mean, jnp.sqrt(self._block_variance)).log_prob(value)
+        averaged_inside = dist.Normal(self.mean, jnp.sqrt(self.variance)).log_prob(value)
         inside = jnp.where(self.voxels > 1.0, averaged_inside, exact_inside)
         return jnp.where(
             value <= self.low,
@@ -126,10 +126,6 @@ class ClippedNormal(dist.Distribution):
     @property
     def variance(self):
         """Var of the mean of `voxels` clipped draws: Var[clip(X, low, high)] / voxels."""
-        return self._block_variance
-
-    @property
-    def _block_variance(self):
         a = (self.low - self.loc) / self.scale
         b = (self.high - self.loc) / self.scale
         mass_low, mass_high = norm.cdf(a), norm.sf(b)
