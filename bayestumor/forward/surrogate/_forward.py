@@ -167,10 +167,10 @@ class SurrogateForward(AbstractForwardModel):
         """Density in [0, 1] at t = T on `self.grid` (scalar parameters; `vmap` for batches).
 
         Raises:
-            ValueError: `params.seed_sigma_mm` or `seed_amplitude` is set: the network knows only the seed it was
-                trained on.
+            ValueError: `params.seed_sigma_mm` or `params.seed_amplitude` is set: the network
+                knows only the seed it was trained on.
         """
-        _refuse_seed_width(params)
+        _refuse_sampled_seed(params)
         density = self.net(self._inputs(params.seed_mm), params.mu_D, params.mu_rho)
         return self._to_roi(density)
 
@@ -180,7 +180,7 @@ class SurrogateForward(AbstractForwardModel):
         Equivalent to ``jax.vmap(self)(params)`` but lets the network multiply whole batches
         (faster on the CPU).
         """
-        _refuse_seed_width(params)
+        _refuse_sampled_seed(params)
         inputs = jax.vmap(self._inputs)(jnp.asarray(params.seed_mm))
         density = self.net(inputs, params.mu_D, params.mu_rho)
         return jax.vmap(self._to_roi)(density)
@@ -203,7 +203,7 @@ class SurrogateForward(AbstractForwardModel):
         return messages
 
 
-def _refuse_seed_width(params: GrowthParams) -> None:
+def _refuse_sampled_seed(params: GrowthParams) -> None:
     if params.seed_sigma_mm is not None or params.seed_amplitude is not None:
         raise ValueError(
             "the surrogate knows only the seed it was trained on (a 4 mm Gaussian of peak 1); a "
