@@ -112,11 +112,12 @@ def run_one(
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
-        map_position = find_map(problem)[0]
+        # As `calibrate`: one MAP search for η, which the sampler's own search starts from.
+        mode = find_map(problem)[0] if likelihood == "calibrated" else None
         config = CalibrationConfig(likelihood=likelihood, progress=False)
-        problem, learning_rate = calibrated_problem(problem, config, map_position)
+        problem, learning_rate = calibrated_problem(problem, config, mode)
         result = run_inference(
-            problem, sampler, jax.random.key(seed), options, start=map_position, **overrides
+            problem, sampler, jax.random.key(seed), options, start=mode, **overrides
         )
     wall = time.perf_counter() - start
     diagnostics = result.diagnostics
