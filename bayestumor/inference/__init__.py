@@ -4,7 +4,8 @@ Samplers sit behind one registry (`run_inference`, `register_sampler`, `SAMPLERS
 NUTS, BlackJAX NUTS and BlackJAX adaptive tempered SMC. Every sampler returns the same
 `SamplerRun`, which `build_result` turns into an `InferenceResult`: an ArviZ DataTree (posterior,
 sample_stats, log_likelihood, posterior_predictive, observed_data, constant_data) plus a
-diagnostics dict. `reweight` corrects draws of one problem towards another (PSIS). `misfit_learning_rate` sets
+diagnostics dict. `reweight` corrects draws of one problem towards another (PSIS); `refine_posterior` carries a
+coarse-grid posterior to a fine grid (coarse-to-fine inference). `misfit_learning_rate` sets
 the power of the likelihood from the spatial correlation of the misfit at the MAP.
 """
 
@@ -20,6 +21,10 @@ from bayestumor.inference._learning_rate import misfit_learning_rate as misfit_l
 from bayestumor.inference._learning_rate import sandwich_learning_rate as sandwich_learning_rate
 from bayestumor.inference._map import find_map as find_map
 from bayestumor.inference._map import laplace_covariance as laplace_covariance
+from bayestumor.inference._multilevel import Transport as Transport
+from bayestumor.inference._multilevel import laplace_transport as laplace_transport
+from bayestumor.inference._multilevel import refine_posterior as refine_posterior
+from bayestumor.inference._multilevel import systematic_resample as systematic_resample
 from bayestumor.inference._numpyro_nuts import sample_numpyro_nuts as sample_numpyro_nuts
 from bayestumor.inference._registry import SAMPLERS as SAMPLERS
 from bayestumor.inference._registry import Sampler as Sampler
@@ -27,6 +32,7 @@ from bayestumor.inference._registry import SamplerOptions as SamplerOptions
 from bayestumor.inference._registry import chain_starts as chain_starts
 from bayestumor.inference._registry import register_sampler as register_sampler
 from bayestumor.inference._registry import run_inference as run_inference
+from bayestumor.inference._registry import sample as sample
 from bayestumor.inference._result import InferenceResult as InferenceResult
 from bayestumor.inference._result import build_result as build_result
 from bayestumor.inference._reweight import PARETO_K_GOOD as PARETO_K_GOOD

@@ -60,7 +60,9 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
     varying = [n for n in names if float(np.ptp(np.asarray(posterior[n]))) > 0]
     chains = int(posterior.sizes["chain"])
     draws = int(posterior.sizes["draw"])
-    if run.sampler == "smc":
+    multilevel = run.info.get("multilevel")
+    importance = multilevel is not None and multilevel["path"] == "importance"
+    if run.sampler == "smc" or importance:
         per_parameter = {
             name: {"r_hat": None, "ess_bulk": None, "ess_tail": None} for name in varying
         }
@@ -104,6 +106,9 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
         }
     else:
         smc = None
+    if importance:
+        failures.extend(_importance_failures(multilevel, chains, smc["ess"] if smc else None))
+    elif run.sampler != "smc":
         if divergences:
             failures.append(f"{divergences} divergent transitions")
         for name, values in per_parameter.items():
@@ -117,6 +122,8 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
     ess_values = [v["ess_bulk"] for v in per_parameter.values() if v["ess_bulk"] is not None]
     min_ess = min(ess_values) if ess_values else None
     effective = smc["ess"] if smc else min_ess
+    if importance:
+        effective = importance_effective_sample_size(multilevel, smc["ess"] if smc else None)
     diagnostics = {
         "sampler": run.sampler,
         "chains": chains,
@@ -140,6 +147,7 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
             None if not effective else run.gradient_evaluations / effective
         ),
         "smc": smc,
+        "multilevel": multilevel,
         "passed": not failures,
         "failures": failures,
     }
@@ -151,6 +159,37 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
             stacklevel=3,
         )
     return diagnostics
+
+
+def importance_effective_sample_size(
+    multilevel: dict[str, Any], smc_ess: float | None = None
+) -> float | None:
+    """ESS of coarse draws carried to the fine grid by importance sampling
+    (`bayestumor.inference.refine_posterior`): the coarse sample's ESS (the chains' smallest
+    bulk ESS, or `smc_ess` for SMC particles) times the relative weight ESS — the usual
+    approximation for weighted MCMC draws (the weights' loss and the chains' autocorrelation
+    multiply)."""
+    base = smc_ess if smc_ess is not None else multilevel["coarse_ess_bulk_min"]
+    return None if base is None else float(base * multilevel["weight_ess_fraction"])
+
+
+def _importance_failures(
+    multilevel: dict[str, Any], chains: int, smc_ess: float | None
+) -> list[str]:
+    """What fails a posterior carried from the coarse grid by importance sampling: the coarse
+    chains' own checks (R-hat, divergences) and too small an ESS after weighting."""
+    failures = []
+    r_hat = multilevel["coarse_r_hat_max"]
+    if r_hat is not None and r_hat > RHAT_MAX:
+        failures.append(f"coarse chains: max R-hat {r_hat:.4f} > {RHAT_MAX}")
+    if multilevel["coarse_divergences"]:
+        failures.append(f"coarse chains: {multilevel['coarse_divergences']} divergent transitions")
+    ess = importance_effective_sample_size(multilevel, smc_ess)
+    if ess is not None and ess < ESS_PER_CHAIN_MIN * chains:
+        failures.append(
+            f"ESS after importance weighting {ess:.0f} < {ESS_PER_CHAIN_MIN * chains:g}"
+        )
+    return failures
 
 
 def _finite_or_none(value) -> float | None:
@@ -188,6 +227,19 @@ def format_diagnostics(diagnostics: dict[str, Any]) -> str:
                 f"{smc['final_weight_ess']:.0f}, distinct ancestors {smc['final_distinct_ancestors']})"
                 " — per-parameter R-hat/ESS do not apply to SMC particles"
             )
+    multilevel = diagnostics.get("multilevel")
+    if multilevel:  # absent from diagnostics written before it existed
+        lines.append(
+            f"coarse-to-fine: {multilevel['path']} ({multilevel['transport']} transport of "
+            f"{multilevel['proposals']} coarse draws), PSIS k̂ = {multilevel['pareto_k']:.2f}, "
+            f"weight ESS {multilevel['weight_ess']:.0f}"
+            + (
+                ""
+                if multilevel["coarse_r_hat_max"] is None
+                else f"; coarse chains: max R-hat {multilevel['coarse_r_hat_max']:.4f}, "
+                f"min bulk ESS {multilevel['coarse_ess_bulk_min']:.0f}"
+            )
+        )
     lines.append("diagnostics: " + ("passed" if diagnostics["passed"] else "FAILED"))
     lines.extend(f"  - {failure}" for failure in diagnostics["failures"])
     return "\n".join(lines)

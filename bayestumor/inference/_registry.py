@@ -41,6 +41,9 @@ class SamplerOptions:
         progress: progress bars.
         start: where the MAP search starts (default: the prior median) — a mode already found,
             e.g. that of the untempered likelihood when η < 1, makes it a few steps.
+        reference: a Gaussian approximation of the posterior already known, (center, flat
+            covariance in sorted-site order), e.g. carried from a coarser grid
+            (`refine_posterior`): used instead of the MAP search and the Laplace step.
     """
 
     chains: int = 2
@@ -53,6 +56,7 @@ class SamplerOptions:
     smc_mcmc_steps: int = 10
     progress: bool = True
     start: Position | None = None
+    reference: tuple[Position, jax.Array] | None = None
 
 
 SamplerFunction = Callable[[CalibrationProblem, PRNGKeyArray, SamplerOptions], SamplerRun]
@@ -96,7 +100,9 @@ def _laplace(
     problem: CalibrationProblem, options: SamplerOptions
 ) -> tuple[Position, jax.Array | None]:
     """The MAP and the Laplace covariance there (`options.map_start`), or the start point and
-    None."""
+    None; `options.reference` when given."""
+    if options.reference is not None:
+        return options.reference
     center = problem.initial_position() if options.start is None else options.start
     if not options.map_start:
         return center, None
@@ -169,9 +175,20 @@ def run_inference(
     Raises:
         InputError: `sampler` is not registered.
     """
-    if sampler not in _REGISTRY:
-        raise InputError(f"unknown sampler {sampler!r}; choose one of {tuple(_REGISTRY)}")
     options = dataclasses.replace(options or SamplerOptions(), **settings)
     key_sample, key_predict = jax.random.split(key)
-    run = _REGISTRY[sampler](problem, key_sample, options)
-    return build_result(problem, run, key_predict)
+    return build_result(problem, sample(problem, sampler, key_sample, options), key_predict)
+
+
+def sample(
+    problem: CalibrationProblem, sampler: str, key: PRNGKeyArray, options: SamplerOptions
+) -> SamplerRun:
+    """The registered `sampler`'s raw draws of `problem` (`run_inference` without the forward
+    solves per draw that `build_result` adds).
+
+    Raises:
+        InputError: `sampler` is not registered.
+    """
+    if sampler not in _REGISTRY:
+        raise InputError(f"unknown sampler {sampler!r}; choose one of {tuple(_REGISTRY)}")
+    return _REGISTRY[sampler](problem, key, options)

@@ -44,18 +44,31 @@ def build_result(
 ) -> InferenceResult:
     """Evaluate the forward map at every draw and assemble the DataTree and diagnostics.
 
-    One batched forward solve per draw gives the density maps, the per-voxel log-likelihood
-    (for `az.loo` / `az.waic`) and posterior-predictive segmentations and PET.
+    One batched forward solve per distinct draw (resampled draws repeat) gives the density maps,
+    the per-voxel log-likelihood (for `az.loo` / `az.waic`) and posterior-predictive
+    segmentations and PET.
     """
     flat_positions, (chains, draws) = flatten_draws(run.positions)
-    named = jax.jit(jax.vmap(problem.constrain))(flat_positions)
+    rows = np.concatenate([v.reshape(len(v), -1) for v in flat_positions.values()], axis=1)
+    _, first, repeat = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    repeat = repeat.reshape(-1)
+    distinct = {name: values[first] for name, values in flat_positions.items()}
+    # Every site the likelihood reads (the PET gain's coefficients too); the posterior group
+    # reports the named scalar parameters.
+    every = jax.jit(jax.vmap(problem.constrain))(distinct)
     names = problem.parameter_names
-    named = {name: named[name] for name in names}
-    densities = batched(problem.density_volume, batch_size)(named)
+    densities = batched(problem.density_volume, batch_size)(every)
     brain = densities.reshape(densities.shape[0], -1)[:, problem.data.voxel_index]
-    loglik = jax.jit(jax.vmap(problem.pointwise_log_likelihood))(named, brain)
+    loglik = jax.jit(jax.vmap(problem.pointwise_log_likelihood))(every, brain)
+    every, densities, brain = (
+        {k: v[repeat] for k, v in every.items()},
+        densities[repeat],
+        brain[repeat],
+    )
+    loglik = {k: v[repeat] for k, v in loglik.items()}
     keys = jax.random.split(key, brain.shape[0])
-    predictive = jax.jit(jax.vmap(problem.posterior_predictive))(keys, named, brain)
+    predictive = jax.jit(jax.vmap(problem.posterior_predictive))(keys, every, brain)
+    named = {name: every[name] for name in names}
 
     def by_chain(values) -> np.ndarray:
         values = np.asarray(values)

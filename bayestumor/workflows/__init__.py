@@ -12,6 +12,7 @@ from bayestumor.config import CalibrationConfig as CalibrationConfig
 from bayestumor.workflows._calibrate import calibrate_patient as calibrate_patient
 from bayestumor.workflows._calibrate import calibrated_problem as calibrated_problem
 from bayestumor.workflows._calibrate import check_against_pde as check_against_pde
+from bayestumor.workflows._calibrate import sample_coarse_to_fine as sample_coarse_to_fine
 from bayestumor.workflows._calibrate import sample_patient as sample_patient
 from bayestumor.workflows._evaluate import EvaluationInputs as EvaluationInputs
 from bayestumor.workflows._evaluate import EvaluationResult as EvaluationResult

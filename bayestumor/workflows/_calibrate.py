@@ -31,10 +31,13 @@ from bayestumor.inference import (
     LearningRate,
     Refinement,
     SamplerOptions,
+    build_result,
     find_map,
     misfit_learning_rate,
+    refine_posterior,
     reweight,
     run_inference,
+    sample,
 )
 from bayestumor.model import CalibrationProblem, Position, flatten_draws
 from bayestumor.workflows._report import CalibrationResult, write_run
@@ -103,7 +106,7 @@ def sample_patient(
     while True:
         roi = region_of_interest(patient, config)
         validate_patient(roi)
-        problem, inference, learning_rate = _sample_roi(roi, config, forward)
+        problem, inference, learning_rate = _sample_roi(patient, roi, config, forward)
         if len(margins) > rounds or not density_at_roi_edge(
             inference.densities, roi, resampled, config.threshold_u
         ):
@@ -152,32 +155,116 @@ def calibrated_problem(
 
 
 def _sample_roi(
-    roi: Patient, config: CalibrationConfig, forward: AbstractForwardModel | None
+    patient: Patient, roi: Patient, config: CalibrationConfig, forward: AbstractForwardModel | None
 ) -> tuple[CalibrationProblem, InferenceResult, LearningRate]:
     """Build the problem on `roi` (with the likelihood `config` asks for) and sample its
-    posterior under `config`."""
+    posterior under `config`: directly, or coarse-to-fine (`CalibrationConfig.coarse_to_fine`,
+    not with a given `forward`) from the same region of `patient` on the coarse grid."""
     problem = build_problem(roi, config, forward)
+    options = SamplerOptions(
+        chains=config.chains,
+        warmup=config.warmup,
+        draws=config.draws,
+        map_start=config.map_start,
+        max_tree_depth=config.max_tree_depth,
+        smc_particles=config.smc_particles,
+        smc_kernel=config.smc_kernel,
+        smc_mcmc_steps=config.smc_mcmc_steps,
+        progress=config.progress,
+    )
+    key = jax.random.key(config.seed)
+    if config.coarse_to_fine and forward is None:
+        return _sample_coarse_to_fine(patient, problem, config, options, key)
     # One MAP search serves η and, as the start of the samplers' own (tempered) search, NUTS.
     start = find_map(problem)[0] if config.likelihood == "calibrated" else None
     problem, learning_rate = calibrated_problem(problem, config, start)
     inference = run_inference(
-        problem,
-        config.sampler,
-        jax.random.key(config.seed),
-        SamplerOptions(
-            chains=config.chains,
-            warmup=config.warmup,
-            draws=config.draws,
-            map_start=config.map_start,
-            max_tree_depth=config.max_tree_depth,
-            smc_particles=config.smc_particles,
-            smc_kernel=config.smc_kernel,
-            smc_mcmc_steps=config.smc_mcmc_steps,
-            progress=config.progress,
-            start=start,
-        ),
+        problem, config.sampler, key, dataclasses.replace(options, start=start)
     )
     return problem, inference, learning_rate
+
+
+def _sample_coarse_to_fine(
+    patient: Patient,
+    problem: CalibrationProblem,
+    config: CalibrationConfig,
+    options: SamplerOptions,
+    key: jax.Array,
+) -> tuple[CalibrationProblem, InferenceResult, LearningRate]:
+    """The same region of `patient` on the coarse grid, then `sample_coarse_to_fine`."""
+    coarse_config = config.replace(spacing_mm=config.coarse_spacing_mm)
+    coarse_roi = region_of_interest(patient, coarse_config)
+    validate_patient(coarse_roi)
+    if config.progress:
+        print(
+            f"coarse-to-fine: sampling on the {config.coarse_spacing_mm:g} mm grid "
+            f"{coarse_roi.grid.shape}, then carrying the draws to {config.spacing_mm:g} mm "
+            f"{problem.forward.grid.shape}"
+        )
+    return sample_coarse_to_fine(
+        problem, build_problem(coarse_roi, coarse_config), config, options, key
+    )
+
+
+def sample_coarse_to_fine(
+    problem: CalibrationProblem,
+    coarse_problem: CalibrationProblem,
+    config: CalibrationConfig,
+    options: SamplerOptions,
+    key: jax.Array,
+) -> tuple[CalibrationProblem, InferenceResult, LearningRate]:
+    """Coarse-to-fine inference: `coarse_problem` (the same data and priors on the coarse grid,
+    exact likelihood) sampled with ``config.sampler``, its draws carried onto `problem`'s grid
+    by `refine_posterior`. Under the calibrated likelihood each level gets its own η, estimated
+    at its own mode of the untempered likelihood (the fine one searched from the coarse one).
+
+    Returns:
+        The fine problem (with its η), the result and the fine learning rate; the result's
+        ``diagnostics["multilevel"]`` says which path was taken, with the coarse grid and η.
+    """
+    calibrated = config.likelihood == "calibrated"
+    started = time.perf_counter()
+    coarse_config = config.replace(spacing_mm=config.coarse_spacing_mm)
+    coarse_start = find_map(coarse_problem)[0] if calibrated else None
+    coarse_problem, coarse_rate = calibrated_problem(coarse_problem, coarse_config, coarse_start)
+    key_coarse, key_fine, key_result = jax.random.split(key, 3)
+    coarse_run = sample(
+        coarse_problem,
+        config.sampler,
+        key_coarse,
+        dataclasses.replace(options, start=coarse_start),
+    )
+    coarse_done = time.perf_counter()
+    # The fine mode of the untempered likelihood (η's anchor), searched from the coarse one.
+    fine_start = find_map(problem, coarse_start)[0] if calibrated else None
+    problem, learning_rate = calibrated_problem(problem, config, fine_start)
+    fine_rate_done = time.perf_counter()
+    run = refine_posterior(
+        problem,
+        coarse_problem,
+        coarse_run,
+        config.sampler,
+        key_fine,
+        dataclasses.replace(options, start=fine_start),
+        refine_warmup=config.refine_warmup,
+    )
+    run.info["multilevel"].update(
+        coarse_spacing_mm=float(config.coarse_spacing_mm),
+        coarse_grid=list(coarse_problem.forward.grid.shape),
+        coarse_learning_rate=coarse_rate.value,
+        coarse_total_seconds=coarse_done - started,
+        learning_rate_seconds=fine_rate_done - coarse_done,
+    )
+    if config.progress:
+        multilevel = run.info["multilevel"]
+        print(
+            f"coarse-to-fine: PSIS k̂ = {multilevel['pareto_k']:.2f}, weight ESS "
+            f"{multilevel['weight_ess']:.0f} of {multilevel['proposals']} → {multilevel['path']}"
+        )
+    refined = time.perf_counter()
+    result = build_result(problem, run, key_result)
+    result.diagnostics["multilevel"]["result_seconds"] = time.perf_counter() - refined
+    return problem, result, learning_rate
 
 
 def _roi_faces(roi: Patient, resampled: Patient) -> tuple[np.ndarray, np.ndarray]:
@@ -263,5 +350,6 @@ __all__ = [
     "check_against_pde",
     "density_at_roi_edge",
     "grown_margin_mm",
+    "sample_coarse_to_fine",
     "sample_patient",
 ]
