@@ -5,6 +5,7 @@ command line can build its parser and show every default in well under a second.
 """
 
 from bayestumor.config._calibration import BUILTIN_SAMPLERS as BUILTIN_SAMPLERS
+from bayestumor.config._calibration import DEFAULT_COARSE_SPACING_MM as DEFAULT_COARSE_SPACING_MM
 from bayestumor.config._calibration import DEFAULT_CTV_PROBABILITY as DEFAULT_CTV_PROBABILITY
 from bayestumor.config._calibration import DEFAULT_EPSILON as DEFAULT_EPSILON
 from bayestumor.config._calibration import DEFAULT_MISFIT_LENGTH_MM as DEFAULT_MISFIT_LENGTH_MM
@@ -22,6 +23,8 @@ from bayestumor.config._priors import GROWTH_NAMES_PHYSICAL as GROWTH_NAMES_PHYS
 from bayestumor.config._priors import GROWTH_NAMES_SCALE_FREE as GROWTH_NAMES_SCALE_FREE
 from bayestumor.config._priors import IMAGING_NAMES as IMAGING_NAMES
 from bayestumor.config._priors import LOG_UNIFORM as LOG_UNIFORM
+from bayestumor.config._priors import PET_BIAS_SCALE_MM as PET_BIAS_SCALE_MM
+from bayestumor.config._priors import PET_BIAS_SD as PET_BIAS_SD
 from bayestumor.config._priors import SEED_AMPLITUDE_RANGE as SEED_AMPLITUDE_RANGE
 from bayestumor.config._priors import SEED_NAMES as SEED_NAMES
 from bayestumor.config._priors import SEED_SIGMA_RANGE_MM as SEED_SIGMA_RANGE_MM

@@ -27,6 +27,16 @@ Growth parameters (Fisher–Kolmogorov; D_w in white matter, D_g = D_w / 10):
   4 % (and at a higher posterior density). `SEED_AMPLITUDE_RANGE` (log-uniform, 0.2–1) makes it
   a nuisance parameter beside the width.
 
+PET bias ``pet_bias``, off by default (None): uptake proportional to density everywhere is an
+approximation — FET uptake also follows perfusion and blood–brain-barrier leakage, and scatter,
+attenuation and partial-volume correction leave smooth gains across a region. With ``pet_bias`` = τ the PET uptake is
+b·u·exp(f(x)), f a smooth field over the region of interest — a polynomial of degree 2 in the
+voxel's position relative to the ROI's centre in units of `PET_BIAS_SCALE_MM` (9 coefficients),
+each coefficient Normal(0, τ²): the model-discrepancy term of Kennedy & O'Hagan (2001), here
+multiplicative and low-rank. `PET_BIAS_SD` = 0.2 lets the gain vary by about ±20 % over 30 mm.
+Without it, a smooth gain of 20 % sd (``pet-bias`` of the stress suite) moved the exact
+posterior's mode by tens of posterior sds (`benchmarks/coverage.py`).
+
 Imaging parameters (Ezhov et al. 2023, Table I; dimensionless unless stated):
 
 - ``u_c_t1c`` uniform on [0.6, 0.8], ``u_c_flair`` uniform on [0.05, 0.6] (visibility thresholds),
@@ -54,6 +64,12 @@ SEED_SIGMA_RANGE_MM = (2.0, 8.0)
 """A log-uniform range for the seed width as a nuisance parameter, mm (module docstring)."""
 SEED_AMPLITUDE_RANGE = (0.2, 1.0)
 """A log-uniform range for the seed's peak density as a nuisance parameter (module docstring)."""
+
+PET_BIAS_SD = 0.2
+"""A prior sd τ of the PET bias field's coefficients (module docstring)."""
+PET_BIAS_SCALE_MM = 30.0
+"""Length unit of the PET bias field's polynomial, mm: a coefficient τ is a gain change of
+about τ over this distance."""
 
 GROWTH_NAMES_PHYSICAL = ("D_w", "rho", "T")
 GROWTH_NAMES_SCALE_FREE = ("mu_D", "mu_rho")
@@ -99,6 +115,8 @@ class Priors:
             parameter, e.g. `SEED_AMPLITUDE_RANGE`), a fixed value, or None (the forward map's
             own amplitude).
         u_c_t1c, u_c_flair, sigma_alpha, b, sigma: uniform ranges or fixed values.
+        pet_bias: prior sd τ of the coefficients of a smooth multiplicative PET gain field
+            (module docstring; e.g. `PET_BIAS_SD`), or None: uptake b·u everywhere.
     """
 
     parametrisation: str = "physical"
@@ -115,10 +133,13 @@ class Priors:
     sigma_alpha: Spec = (0.05, 0.08)
     b: Spec = (0.6, 1.02)
     sigma: Spec = (0.01, 0.25)
+    pet_bias: float | None = None
 
     def __post_init__(self):
         if self.parametrisation not in ("physical", "scale_free"):
             raise InputError(f"unknown parametrisation {self.parametrisation!r}")
+        if self.pet_bias is not None and not (math.isfinite(self.pet_bias) and self.pet_bias > 0):
+            raise InputError(f"pet_bias is a prior sd and must be positive, got {self.pet_bias}")
         if not (math.isfinite(self.seed_sd_mm) and self.seed_sd_mm > 0):
             raise InputError(f"seed_sd_mm must be positive, got {self.seed_sd_mm}")
         names = GROWTH_NAMES_PHYSICAL + GROWTH_NAMES_SCALE_FREE + IMAGING_NAMES

@@ -23,7 +23,9 @@ from bayestumor.model._numpyro import CONDITIONAL_PRIOR_SITES as CONDITIONAL_PRI
 from bayestumor.model._numpyro import ModelData as ModelData
 from bayestumor.model._numpyro import ScaleFreeMarginal as ScaleFreeMarginal
 from bayestumor.model._numpyro import brain_density as brain_density
+from bayestumor.model._numpyro import modalities_of as modalities_of
 from bayestumor.model._numpyro import model_data_from_patient as model_data_from_patient
+from bayestumor.model._numpyro import pet_bias_basis as pet_bias_basis
 from bayestumor.model._numpyro import sample_growth_params as sample_growth_params
 from bayestumor.model._numpyro import sample_imaging_params as sample_imaging_params
 from bayestumor.model._numpyro import tumour_model as tumour_model

@@ -29,13 +29,22 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from bayestumor._custom_types import Array, ArrayLike, Float, Int, PRNGKeyArray, Scalar
-from bayestumor.config import LOG_UNIFORM, SEED_NAMES, Priors, Spec, bounds, is_fixed
+from bayestumor.config import (
+    LOG_UNIFORM,
+    PET_BIAS_SCALE_MM,
+    SEED_NAMES,
+    Priors,
+    Spec,
+    bounds,
+    is_fixed,
+)
 from bayestumor.errors import InputError
 from bayestumor.forward import AbstractForwardModel, GrowthParams
 from bayestumor.imaging import Patient
 from bayestumor.model._observation import (
     DEFAULT_EPSILON,
     OBSERVED_SITES,
+    PET,
     AbstractModality,
     imaging_parameter_names,
     observation_model,
@@ -58,6 +67,8 @@ class ModelData(NamedTuple):
         seed_low_mm: lower bounds of the seed prior (the ROI's lowest voxel centre), mm (3,).
         seed_high_mm: upper bounds of the seed prior (the ROI's highest voxel centre), mm (3,).
         pet_voxels: scan voxels each PET voxel averages (`Observations.pet_voxels_averaged`).
+        pet_basis: the smooth functions of position a PET gain field is made of, at the brain
+            voxels, (n, 9) (`pet_bias_basis`); used when ``Priors.pet_bias`` is set.
     """
 
     voxel_index: Int[Array, " n"]
@@ -66,11 +77,35 @@ class ModelData(NamedTuple):
     seed_low_mm: Float[Array, "3"]
     seed_high_mm: Float[Array, "3"]
     pet_voxels: Scalar = 1.0
+    pet_basis: Float[Array, "n 9"] | None = None
 
     @property
     def modalities(self) -> tuple[str, ...]:
         """Observed modalities present, in `OBSERVED_SITES` order."""
         return tuple(name for name in OBSERVED_SITES if name in self.observed)
+
+
+def pet_bias_basis(positions_mm: Float[np.ndarray, "n 3"], center_mm: np.ndarray) -> np.ndarray:
+    """The PET gain field's basis at `positions_mm` (`bayestumor.config.Priors.pet_bias`): with
+    t = (x − `center_mm`) / `PET_BIAS_SCALE_MM`, the three t_a, the three t_a² and the three
+    t_a t_b — each centred over the voxels given, so that none of them is a constant gain,
+    which ``b`` already is — (n, 9) float32."""
+    t = (np.asarray(positions_mm, np.float64) - np.asarray(center_mm)) / PET_BIAS_SCALE_MM
+    columns = [t[:, 0], t[:, 1], t[:, 2], *(t[:, a] * t[:, c] for a, c in _QUADRATIC)]
+    basis = np.stack(columns, axis=1)
+    return (basis - basis.mean(axis=0)).astype(np.float32)
+
+
+_QUADRATIC = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
+def modalities_of(
+    data: ModelData, priors: Priors, epsilon: float = DEFAULT_EPSILON
+) -> tuple[AbstractModality, ...]:
+    """The observation model of `data`'s modalities under `priors` (the PET gain field's basis
+    when ``priors.pet_bias`` is set)."""
+    basis = data.pet_basis if priors.pet_bias is not None else None
+    return observation_model(data.modalities, epsilon, data.pet_voxels, basis)
 
 
 def model_data_from_patient(patient: Patient) -> ModelData:
@@ -94,6 +129,7 @@ def model_data_from_patient(patient: Patient) -> ModelData:
         raise InputError("the patient has no T1c, FLAIR or PET observation", patient.source)
     index = np.flatnonzero(brain.reshape(-1)).astype(np.int32)
     low, high = patient.grid.world_bounds_mm()
+    positions = patient.grid.voxel_to_world(np.argwhere(brain))  # C order, as `index`
     center = np.clip(patient.lesion_center_mm(), low, high)
     return ModelData(
         voxel_index=jnp.asarray(index),
@@ -105,6 +141,9 @@ def model_data_from_patient(patient: Patient) -> ModelData:
         seed_low_mm=jnp.asarray(low, jnp.float32),
         seed_high_mm=jnp.asarray(high, jnp.float32),
         pet_voxels=float(patient.observations.pet_voxels_averaged),
+        pet_basis=(
+            jnp.asarray(pet_bias_basis(positions, (low + high) / 2)) if "pet" in images else None
+        ),
     )
 
 
@@ -233,11 +272,18 @@ def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
 def sample_imaging_params(
     priors: Priors, modalities: tuple[AbstractModality, ...]
 ) -> dict[str, Array]:
-    """Sample the imaging parameters the observed `modalities` need."""
-    return {
+    """Sample the imaging parameters the observed `modalities` need, and the PET gain field's
+    coefficients ``pet_bias`` (Normal(0, τ²) each) when a PET modality has a basis."""
+    imaging = {
         name: _parameter(name, getattr(priors, name))
         for name in imaging_parameter_names(modalities)
     }
+    for modality in modalities:
+        size = modality.bias_size if isinstance(modality, PET) else 0
+        if size and priors.pet_bias is not None:
+            prior = dist.Normal(0.0, priors.pet_bias).expand([size]).to_event(1)
+            imaging["pet_bias"] = numpyro.sample("pet_bias", prior)
+    return imaging
 
 
 def brain_density(forward: AbstractForwardModel, params: GrowthParams, data: ModelData) -> Array:
@@ -270,7 +316,7 @@ def tumour_model(
         learning_rate: η in (0, 1]; 1 is the exact per-voxel likelihood.
     """
     priors = Priors() if priors is None else priors
-    modalities = observation_model(data.modalities, epsilon, data.pet_voxels)
+    modalities = modalities_of(data, priors, epsilon)
     params = sample_growth_params(priors, data)
     imaging = sample_imaging_params(priors, modalities)
     if not include_likelihood:
@@ -290,7 +336,9 @@ __all__ = [
     "ModelData",
     "ScaleFreeMarginal",
     "brain_density",
+    "modalities_of",
     "model_data_from_patient",
+    "pet_bias_basis",
     "sample_growth_params",
     "sample_imaging_params",
     "tumour_model",

@@ -255,10 +255,22 @@ class PET(AbstractModality):
         voxels: scan voxels each PET voxel averages (1 on the scan's own grid; 8 after
             resampling 2 mm PET to 4 mm: `Observations.pet_voxels_averaged`); σ is the noise
             sd of one scan voxel whatever the calibration grid.
+        basis: with a smooth gain field (``Priors.pet_bias``), its basis at the voxels the
+            likelihood is evaluated on, (n, k): the noise-free uptake there is
+            b·u·exp(basis · c) with the coefficients c the imaging parameter ``pet_bias``.
+            `expected` stays b·u (the predicted-uptake map shows the growth model's own
+            prediction); `distribution`, and so the likelihood and posterior-predictive
+            replicates, carry the gain.
     """
 
     name: str = eqx.field(static=True, default="pet")
     voxels: Scalar = 1.0
+    basis: Float[Array, "n k"] | None = None
+
+    @property
+    def bias_size(self) -> int:
+        """Number of gain-field coefficients (0 without a basis)."""
+        return 0 if self.basis is None else int(self.basis.shape[-1])
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -272,9 +284,10 @@ class PET(AbstractModality):
         return imaging["b"] * jnp.asarray(density)
 
     def distribution(self, density, imaging):
-        return ClippedNormal(
-            self.expected(density, imaging), imaging["sigma"], *self.value_range, self.voxels
-        )
+        loc = self.expected(density, imaging)
+        if self.basis is not None and "pet_bias" in imaging:
+            loc = loc * jnp.exp(self.basis @ imaging["pet_bias"])
+        return ClippedNormal(loc, imaging["sigma"], *self.value_range, self.voxels)
 
     def idealised(self, key, density, imaging):
         """b·u plus Gaussian noise, clipped to [0, 1] as a normalised scan is (a draw from
@@ -287,9 +300,13 @@ OBSERVED_SITES = ("t1c", "flair", "pet")
 
 
 def modality(
-    name: str, epsilon: float = DEFAULT_EPSILON, pet_voxels: Scalar = 1.0
+    name: str,
+    epsilon: float = DEFAULT_EPSILON,
+    pet_voxels: Scalar = 1.0,
+    pet_basis: Array | None = None,
 ) -> AbstractModality:
-    """The modality observed as `name` (one of `OBSERVED_SITES`); `pet_voxels` as `PET.voxels`.
+    """The modality observed as `name` (one of `OBSERVED_SITES`); `pet_voxels`, `pet_basis` as
+    `PET.voxels`, `PET.basis`.
 
     Raises:
         InputError: unknown name.
@@ -297,16 +314,22 @@ def modality(
     if name in ("t1c", "flair"):
         return Segmentation(name=name, threshold_name=f"u_c_{name}", epsilon=epsilon)
     if name == "pet":
-        return PET(voxels=pet_voxels)
+        return PET(voxels=pet_voxels, basis=pet_basis)
     raise InputError(f"unknown modality {name!r}; known: {OBSERVED_SITES}")
 
 
 def observation_model(
-    names: Iterable[str], epsilon: float = DEFAULT_EPSILON, pet_voxels: Scalar = 1.0
+    names: Iterable[str],
+    epsilon: float = DEFAULT_EPSILON,
+    pet_voxels: Scalar = 1.0,
+    pet_basis: Array | None = None,
 ) -> tuple[AbstractModality, ...]:
-    """The modalities observed as `names`, in `OBSERVED_SITES` order (`pet_voxels`: `PET.voxels`)."""
+    """The modalities observed as `names`, in `OBSERVED_SITES` order (`pet_voxels`,
+    `pet_basis`: `PET.voxels`, `PET.basis`)."""
     names = set(names)
-    return tuple(modality(name, epsilon, pet_voxels) for name in OBSERVED_SITES if name in names)
+    return tuple(
+        modality(name, epsilon, pet_voxels, pet_basis) for name in OBSERVED_SITES if name in names
+    )
 
 
 def imaging_parameter_names(modalities: Iterable[AbstractModality]) -> tuple[str, ...]:

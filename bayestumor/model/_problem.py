@@ -15,12 +15,11 @@ from numpyro.infer.util import initialize_model, unconstrain_fn
 from bayestumor._custom_types import Array, PRNGKeyArray
 from bayestumor.config import SEED_NAMES, Priors
 from bayestumor.forward import AbstractForwardModel, GrowthParams
-from bayestumor.model._numpyro import ModelData, brain_density, tumour_model
+from bayestumor.model._numpyro import ModelData, brain_density, modalities_of, tumour_model
 from bayestumor.model._observation import (
     DEFAULT_EPSILON,
     AbstractModality,
     imaging_parameter_names,
-    observation_model,
 )
 
 Position = dict[str, Array]
@@ -70,19 +69,24 @@ class CalibrationProblem:
         instead of an error (`AbstractForwardModel.nan_on_failure`)."""
         return self.forward.nan_on_failure()
 
+    # Both infos are computed on first use, which may come inside a transformation (e.g. the
+    # first `log_density` of an optimiser's jitted step): evaluated eagerly there, so that no
+    # tracer is cached and leaks into the next transformation.
     @functools.cached_property
     def _prior_info(self):
-        return initialize_model(
-            jax.random.key(0), self.model, model_kwargs={"include_likelihood": False}
-        )
+        with jax.ensure_compile_time_eval():
+            return initialize_model(
+                jax.random.key(0), self.model, model_kwargs={"include_likelihood": False}
+            )
 
     @functools.cached_property
     def _posterior_info(self):
         # Prior median (seed at the lesion centre): a start from which the optimiser sees the
         # lesion; a random start can put the seed where the likelihood is flat.
-        return initialize_model(
-            jax.random.key(0), self.model, init_strategy=init_to_median(num_samples=15)
-        )
+        with jax.ensure_compile_time_eval():
+            return initialize_model(
+                jax.random.key(0), self.model, init_strategy=init_to_median(num_samples=15)
+            )
 
     @property
     def site_names(self) -> tuple[str, ...]:
@@ -149,7 +153,7 @@ class CalibrationProblem:
     @functools.cached_property
     def modalities(self) -> tuple[AbstractModality, ...]:
         """The observation model of the patient's modalities (with this problem's ε)."""
-        return observation_model(self.data.modalities, self.epsilon, self.data.pet_voxels)
+        return modalities_of(self.data, self.priors, self.epsilon)
 
     @property
     def parameter_names(self) -> list[str]:

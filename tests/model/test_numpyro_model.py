@@ -1,5 +1,7 @@
 """Priors and the NumPyro model: names, fixed values, seed truncation, parametrisations."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -184,3 +186,16 @@ def test_all_free_physical_log_prior_has_the_exact_jacobian():
     )
     difference = log_prior - expected
     np.testing.assert_allclose(difference, difference[0], atol=2e-4)
+
+
+def test_a_problem_first_evaluated_inside_a_transformation_caches_no_tracer():
+    """`CalibrationProblem` initialises its NumPyro model on first use; when that first use is
+    inside a jitted function (an optimiser's step given a start point) the result must be
+    concrete, or the next transformation fails with a leaked tracer."""
+    start = tiny_problem().initial_position()
+    fresh = dataclasses.replace(tiny_problem(), learning_rate=0.9)
+    inside = jax.jit(fresh.log_density)(start)
+    assert np.isfinite(float(inside))
+    # A second, different trace over the cached model information.
+    gradient = jax.jit(jax.grad(fresh.log_density))(fresh.initial_position())
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(gradient))

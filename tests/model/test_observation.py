@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from numpyro.infer.util import log_likelihood
 
+from bayestumor.config import PET_BIAS_SCALE_MM
 from bayestumor.errors import InputError
 from bayestumor.model import (
     PET,
@@ -17,6 +18,7 @@ from bayestumor.model import (
     imaging_parameter_names,
     modality,
     observation_model,
+    pet_bias_basis,
     visibility_probability,
 )
 from tests._calibration_problems import FAST_PRIORS, tiny_problem
@@ -202,3 +204,59 @@ def test_pet_averaged_to_coarser_voxels_keeps_its_uptake_and_noise():
         assert abs(loc - truth) <= 0.1 * sigma and abs(scale - sigma) <= 0.1 * sigma
     loc, scale = _maximum_likelihood(y[0], 1.0)
     assert loc > 0.3 * sigma and scale < 0.6 * sigma
+
+
+def test_pet_bias_basis_is_a_centred_quadratic_in_position():
+    """Columns: t_x, t_y, t_z, t_x², t_y², t_z², t_x t_y, t_x t_z, t_y t_z of
+    t = (x − centre) / 30 mm, each centred over the voxels (a constant gain is ``b``'s)."""
+    rng = np.random.default_rng(0)
+    positions = rng.uniform(-40.0, 40.0, size=(500, 3))
+    center = np.array([1.0, -2.0, 3.0])
+    basis = pet_bias_basis(positions, center)
+    t = (positions - center) / PET_BIAS_SCALE_MM
+    expected = np.column_stack([t, t**2, t[:, 0] * t[:, 1], t[:, 0] * t[:, 2], t[:, 1] * t[:, 2]])
+    np.testing.assert_allclose(basis, expected - expected.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_pet_bias_multiplies_the_uptake_by_the_gain_field():
+    """loc of the PET likelihood = b·u·exp(basis · c), by hand; `expected` (the predicted-uptake
+    map) stays b·u; without coefficients the gain is 1."""
+    rng = np.random.default_rng(1)
+    basis = jnp.asarray(rng.normal(size=(20, 9)), jnp.float32)
+    density = jnp.asarray(rng.uniform(size=20), jnp.float32)
+    coefficients = jnp.asarray(rng.normal(scale=0.2, size=9), jnp.float32)
+    pet = modality("pet", pet_basis=basis)
+    imaging = {"b": 0.8, "sigma": 0.05, "pet_bias": coefficients}
+    gain = np.exp(np.asarray(basis) @ np.asarray(coefficients))
+    np.testing.assert_allclose(
+        pet.distribution(density, imaging).loc, 0.8 * np.asarray(density) * gain, rtol=1e-5
+    )
+    np.testing.assert_allclose(pet.expected(density, imaging), 0.8 * density, rtol=1e-6)
+    plain = {"b": 0.8, "sigma": 0.05}
+    np.testing.assert_allclose(pet.distribution(density, plain).loc, 0.8 * density, rtol=1e-6)
+
+
+def test_pet_bias_prior_adds_its_coefficients_to_the_model():
+    """``Priors.pet_bias`` = τ samples nine coefficients ~ Normal(0, τ²): the site exists, its
+    prior log density is the Gaussian's, and the model and the per-voxel functions agree."""
+    problem = tiny_problem(pet=True, priors=FAST_PRIORS.replace(pet_bias=0.2))
+    assert "pet_bias" in problem.site_names
+    assert "pet_bias" not in tiny_problem(pet=True).site_names
+    position = problem.initial_position()
+    moved = {**position, "pet_bias": position["pet_bias"] + 0.3}
+    expected = float(
+        jnp.sum(
+            jax.scipy.stats.norm.logpdf(moved["pet_bias"], scale=0.2)
+            - jax.scipy.stats.norm.logpdf(position["pet_bias"], scale=0.2)
+        )
+    )
+    assert float(problem.log_prior(moved) - problem.log_prior(position)) == pytest.approx(
+        expected, rel=1e-4
+    )
+    named = problem.constrain(moved)
+    sites = {k: v[None] for k, v in named.items() if k in problem.site_names}
+    from_model = log_likelihood(problem.model, sites)
+    direct = problem.pointwise_log_likelihood(named, problem.brain_density(named))
+    np.testing.assert_allclose(from_model["pet"][0], direct["pet"], rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="pet_bias"):
+        FAST_PRIORS.replace(pet_bias=0.0)
