@@ -13,6 +13,7 @@ from bayestumor.cli._simulate import add_seed_options
 from bayestumor.config import (
     LIKELIHOODS,
     PDE_STEPPINGS,
+    PET_BIAS_SD,
     PET_NORMALISATIONS,
     SEED_AMPLITUDE_RANGE,
     SEED_SIGMA_RANGE_MM,
@@ -33,6 +34,21 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
     )
     parser.add_argument(
         "--margin", type=float, default=defaults.margin_mm, help="ROI margin around the lesion, mm"
+    )
+    parser.add_argument(
+        "--coarse-spacing",
+        type=float,
+        default=defaults.coarse_spacing_mm,
+        metavar="MM",
+        help="coarse-to-fine when --spacing is finer than this: sample the same region on this "
+        "grid and carry the draws to --spacing by importance weights (PSIS k-hat < 0.7) or short "
+        "fine chains; 0 samples the fine grid directly",
+    )
+    parser.add_argument(
+        "--refine-warmup",
+        type=int,
+        default=defaults.refine_warmup,
+        help="warm-up iterations of the fine chains of coarse-to-fine, when they are needed",
     )
     parser.add_argument(
         "--stepping",
@@ -91,6 +107,15 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         f"{SEED_AMPLITUDE_RANGE[0]:g}-{SEED_AMPLITUDE_RANGE[1]:g}): other tools seed at other "
         "peaks (PDE only)",
     )
+    parser.add_argument(
+        "--pet-bias",
+        type=float,
+        default=defaults.priors.pet_bias,
+        metavar="SD",
+        help="a smooth multiplicative PET gain field (a quadratic in position) with coefficients "
+        f"of prior sd SD, e.g. {PET_BIAS_SD:g}: uptake proportional to density only up to a slow "
+        "spatial gain (default: none)",
+    )
     parser.add_argument("--threshold-u", type=float, default=defaults.threshold_u)
     parser.add_argument("--ctv-probability", type=float, default=defaults.ctv_probability)
     parser.add_argument("--no-plots", action="store_true")
@@ -107,12 +132,16 @@ def config_from(args: argparse.Namespace, base):
         priors = priors.replace(seed_sigma=SEED_SIGMA_RANGE_MM)
     if args.seed_amplitude_free and not priors.seed_amplitude_free:
         priors = priors.replace(seed_amplitude=SEED_AMPLITUDE_RANGE)
+    if args.pet_bias != priors.pet_bias:
+        priors = priors.replace(pet_bias=args.pet_bias)
     return base.replace(
         forward=args.forward,
         sampler=args.sampler,
         spacing_mm=args.spacing,
         margin_mm=args.margin,
         stepping=args.stepping,
+        coarse_spacing_mm=args.coarse_spacing or None,
+        refine_warmup=args.refine_warmup,
         chains=args.chains,
         draws=args.draws,
         warmup=args.warmup,
@@ -138,6 +167,8 @@ _OPTION_FIELDS = {
     "spacing": "spacing_mm",
     "margin": "margin_mm",
     "stepping": "stepping",
+    "coarse_spacing": "coarse_spacing_mm",
+    "refine_warmup": "refine_warmup",
     "chains": "chains",
     "draws": "draws",
     "warmup": "warmup",
@@ -168,6 +199,8 @@ def _from_config(config, option: str, default):
         return config.priors.seed_width_free
     if option == "seed_amplitude_free":
         return config.priors.seed_amplitude_free
+    if option == "pet_bias":
+        return config.priors.pet_bias
     if option == "no_plots":
         return not config.plots
     if option in _OPTION_FIELDS:

@@ -71,6 +71,14 @@ def test_config_json_round_trip():
         CalibrationConfig(sampler="hmc")
     with pytest.raises(InputError, match="spacing_mm"):
         CalibrationConfig(spacing_mm=0.0)
+    with pytest.raises(InputError, match="coarse_spacing_mm"):
+        CalibrationConfig(coarse_spacing_mm=-1.0)
+
+
+def test_coarse_to_fine_only_on_grids_finer_than_the_coarse_one():
+    assert CalibrationConfig(spacing_mm=2.0).coarse_to_fine
+    assert not CalibrationConfig(spacing_mm=4.0).coarse_to_fine
+    assert not CalibrationConfig(spacing_mm=2.0, coarse_spacing_mm=None).coarse_to_fine
 
 
 @pytest.mark.parametrize(
