@@ -57,7 +57,7 @@ import numpy as np
 from bayestumor import GrowthParams, Patient, PDEForward, make_phantom
 from bayestumor.errors import DiagnosticsWarning
 from bayestumor.forward import FixedStep, SplitStep
-from bayestumor.inference import SamplerOptions, find_map, run_inference
+from bayestumor.inference import SamplerOptions, polished_map, run_inference
 from bayestumor.model import CalibrationProblem, Priors, model_data_from_patient
 from bayestumor.utils import atomic_path, use_cpu_cores_for_chains
 from bayestumor.workflows import (
@@ -139,7 +139,7 @@ def run_one(
             )
         else:
             # As `calibrate`: one MAP search for η, which the sampler's own search starts from.
-            mode = find_map(problem)[0] if likelihood == "calibrated" else None
+            mode = polished_map(problem)[0] if likelihood == "calibrated" else None
             problem, learning_rate = calibrated_problem(problem, config, mode)
             result = run_inference(
                 problem, sampler, jax.random.key(seed), options, start=mode, **overrides

@@ -8,6 +8,7 @@ import numpy as np
 import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
+from bayestumor._custom_types import ArrayLike
 from bayestumor.model import CalibrationProblem, Position
 
 
@@ -18,6 +19,7 @@ def find_map(
     max_steps: int = 200,
     rtol: float = 1e-5,
     atol: float = 1e-5,
+    covariance: ArrayLike | None = None,
 ) -> tuple[Position, dict[str, float]]:
     """The posterior mode in unconstrained space, found by BFGS from `start` (prior median).
 
@@ -25,34 +27,100 @@ def find_map(
     of equal density along D_w·T, ρ·T = const, so the optimum there is a point on the ridge).
     If the optimiser fails or ends at a non-finite density, `start` is returned.
 
+    With `covariance` (flat, sorted-site order; e.g. a Laplace approximation already known) BFGS
+    runs in whitened coordinates z, θ = start + L z with L its Cholesky factor. The posterior's
+    curvatures span many orders of magnitude (a seed coordinate known to 0.02 mm beside log μ
+    known to 1 %), and BFGS from an identity Hessian needs hundreds of steps to learn them: on
+    the 2 mm phantom 200 steps from the prior median left the log density 9·10³ below the mode,
+    and the learning rate estimated there was 0.005 instead of 0.48 (`polished_map`).
+
     Returns:
         The position and a dict with ``log_density`` at the start and at the end and the number
         of optimiser ``steps``.
     """
     start = problem.initial_position() if start is None else start
+    flat, unravel = ravel_pytree(start)
+    factor = (
+        jnp.eye(flat.size, dtype=flat.dtype)
+        if covariance is None
+        else jnp.linalg.cholesky(jnp.asarray(covariance, flat.dtype))
+    )
 
-    def objective(position, _):
-        value = -problem.log_density(position)
+    def position_of(z):
+        return unravel(flat + factor @ z)
+
+    def objective(z, _):
+        value = -problem.log_density(position_of(z))
         # Outside the region the solver supports the density is NaN: make it a wall instead.
         return jnp.where(jnp.isfinite(value), value, jnp.inf)
 
+    origin = jnp.zeros_like(flat)
     solution = optx.minimise(
         objective,
         optx.BFGS(rtol=rtol, atol=atol),
-        start,
+        origin,
         max_steps=max_steps,
         throw=False,
     )
     end_value = float(-jax.jit(objective)(solution.value, None))
-    start_value = float(-jax.jit(objective)(start, None))
+    start_value = float(-jax.jit(objective)(origin, None))
     steps = int(solution.stats.get("num_steps", -1))
     if not jnp.isfinite(end_value) or end_value < start_value:
         return start, {"log_density_start": start_value, "log_density": start_value, "steps": steps}
-    return solution.value, {
+    return position_of(solution.value), {
         "log_density_start": start_value,
         "log_density": end_value,
         "steps": steps,
     }
+
+
+def polished_map(
+    problem: CalibrationProblem,
+    start: Position | None = None,
+    covariance: ArrayLike | None = None,
+) -> tuple[Position, dict[str, float]]:
+    """`find_map` (preconditioned by `covariance` when given, e.g. a coarser grid's), then BFGS
+    again in the coordinates the curvature there whitens (`curvature_covariance`): the mode to
+    the precision the learning rate's sandwich estimate needs — at a point short of the mode
+    the per-voxel scores carry the gradient that is left, which the spatial kernel sums into a
+    large "misfit" (`find_map`). 2d more gradients than `find_map`."""
+    position, stats = find_map(problem, start, covariance=covariance)
+    scales = curvature_covariance(problem, position)
+    if scales is None:
+        return position, stats
+    polished, more = find_map(problem, position, covariance=scales)
+    return polished, {
+        "log_density_start": stats["log_density_start"],
+        "log_density": more["log_density"],
+        "steps": stats["steps"] + more["steps"],
+    }
+
+
+def curvature_covariance(problem: CalibrationProblem, position: Position) -> np.ndarray | None:
+    """V diag(1/|λ|) Vᵀ from the eigen-decomposition of the negative log-density Hessian at
+    `position` (|λ| floored at `CONDITION_FLOOR` of the largest), or None where the Hessian is
+    not finite: a preconditioner that gives each direction its scale even short of the mode,
+    where the Hessian may be indefinite (as saddle-free Newton methods do)."""
+    hessian = log_density_hessian(problem, position)
+    if not np.all(np.isfinite(hessian)):
+        return None
+    curvature, vectors = np.linalg.eigh(-hessian)
+    curvature = np.maximum(np.abs(curvature), CONDITION_FLOOR * np.abs(curvature).max())
+    return (vectors / curvature) @ vectors.T
+
+
+def log_density_hessian(
+    problem: CalibrationProblem, position: Position, step: float = 1e-2
+) -> np.ndarray:
+    """The Hessian of the log density at `position` over the flat unconstrained coordinates
+    (sorted sites), by central differences of its gradient (2·d gradients; the solver's custom
+    adjoint rules out forward-over-reverse), symmetrised, float64."""
+    flat, unravel = ravel_pytree(position)
+    gradient = jax.jit(jax.grad(lambda x: problem.log_density(unravel(x))))
+    basis = jnp.eye(flat.size, dtype=flat.dtype) * step
+    rows = [(gradient(flat + e) - gradient(flat - e)) / (2 * step) for e in basis]
+    hessian = np.asarray(jnp.stack(rows), np.float64)
+    return 0.5 * (hessian + hessian.T)
 
 
 CONDITION_FLOOR = 1e-10
@@ -77,12 +145,8 @@ def laplace_covariance(
     Returns:
         The covariance and whether the Hessian was negative definite.
     """
-    flat, unravel = ravel_pytree(position)
-    gradient = jax.jit(jax.grad(lambda x: problem.log_density(unravel(x))))
-    basis = jnp.eye(flat.size, dtype=flat.dtype) * step
-    rows = [(gradient(flat + e) - gradient(flat - e)) / (2 * step) for e in basis]
-    hessian = np.asarray(jnp.stack(rows), np.float64)
-    hessian = 0.5 * (hessian + hessian.T)
+    flat, _ = ravel_pytree(position)
+    hessian = log_density_hessian(problem, position, step)
     finite = bool(np.all(np.isfinite(hessian)))
     curvature, vectors = np.linalg.eigh(-hessian) if finite else (None, None)
     # Negative definite and not numerically singular (a flat direction, e.g. log T given μ,

@@ -9,7 +9,7 @@ what the transport misses by importance sampling, which needs one fine *forward*
 (batched, no gradient) instead of a fine NUTS run:
 
 1. Laplace approximations N(m_c, Σ_c) and N(m_f, Σ_f) at the coarse and the fine MAP (the fine
-   search starts from the coarse mode, so it takes a few steps).
+   search starts from the coarse mode, preconditioned by Σ_c, so it takes a few steps).
 2. Each coarse draw x_c moves to x_f = m_f + A (x_c − m_c), A = L_f L_c⁻¹ with L the Cholesky
    factors of Σ: the coarse Laplace approximation lands exactly on the fine one, and whatever
    is not Gaussian in the coarse posterior (skew, curved ridges) comes along. The transported
@@ -106,10 +106,14 @@ def laplace_transport(
     it took. The coarse MAP search starts at `coarse_start` (e.g. the best coarse draw), the
     fine one at `fine_start` (default: the coarse MAP)."""
     coarse_center, coarse_stats = find_map(coarse_problem, coarse_start)
-    fine_center, fine_stats = find_map(
-        fine_problem, coarse_center if fine_start is None else fine_start
-    )
     coarse_covariance, coarse_definite = laplace_covariance(coarse_problem, coarse_center)
+    # Preconditioned by the coarse curvature, BFGS needs a few steps where it would need
+    # hundreds from an identity Hessian (`find_map`).
+    fine_center, fine_stats = find_map(
+        fine_problem,
+        coarse_center if fine_start is None else fine_start,
+        covariance=coarse_covariance if coarse_definite else None,
+    )
     fine_covariance, fine_definite = laplace_covariance(fine_problem, fine_center)
     coarse_flat = np.asarray(ravel_pytree(coarse_center)[0], np.float64)
     both = coarse_definite and fine_definite

@@ -32,8 +32,9 @@ from bayestumor.inference import (
     Refinement,
     SamplerOptions,
     build_result,
-    find_map,
+    curvature_covariance,
     misfit_learning_rate,
+    polished_map,
     refine_posterior,
     reweight,
     run_inference,
@@ -143,7 +144,7 @@ def calibrated_problem(
     if config.likelihood == "exact":
         return problem, LearningRate.exact(voxels)
     if position is None:
-        position, _ = find_map(problem)
+        position, _ = polished_map(problem)
     learning_rate = misfit_learning_rate(problem, position, config.misfit_length_mm)
     if config.progress:
         print(
@@ -176,7 +177,7 @@ def _sample_roi(
     if config.coarse_to_fine and forward is None:
         return _sample_coarse_to_fine(patient, problem, config, options, key)
     # One MAP search serves η and, as the start of the samplers' own (tempered) search, NUTS.
-    start = find_map(problem)[0] if config.likelihood == "calibrated" else None
+    start = polished_map(problem)[0] if config.likelihood == "calibrated" else None
     problem, learning_rate = calibrated_problem(problem, config, start)
     inference = run_inference(
         problem, config.sampler, key, dataclasses.replace(options, start=start)
@@ -225,7 +226,8 @@ def sample_coarse_to_fine(
     calibrated = config.likelihood == "calibrated"
     started = time.perf_counter()
     coarse_config = config.replace(spacing_mm=config.coarse_spacing_mm)
-    coarse_start = find_map(coarse_problem)[0] if calibrated else None
+    coarse_start = polished_map(coarse_problem)[0] if calibrated else None
+    coarse_exact = coarse_problem
     coarse_problem, coarse_rate = calibrated_problem(coarse_problem, coarse_config, coarse_start)
     key_coarse, key_fine, key_result = jax.random.split(key, 3)
     coarse_run = sample(
@@ -235,8 +237,13 @@ def sample_coarse_to_fine(
         dataclasses.replace(options, start=coarse_start),
     )
     coarse_done = time.perf_counter()
-    # The fine mode of the untempered likelihood (η's anchor), searched from the coarse one.
-    fine_start = find_map(problem, coarse_start)[0] if calibrated else None
+    # The fine mode of the untempered likelihood (η's anchor), searched from the coarse one
+    # with the coarse curvature as preconditioner.
+    fine_start = (
+        polished_map(problem, coarse_start, curvature_covariance(coarse_exact, coarse_start))[0]
+        if calibrated
+        else None
+    )
     problem, learning_rate = calibrated_problem(problem, config, fine_start)
     fine_rate_done = time.perf_counter()
     run = refine_posterior(

@@ -8,7 +8,8 @@ Independent truths:
 - importance weighting is exact in the limit: the fine posterior of a *tempered* likelihood
   (η = 0.4, √2.5 times wider and shifted towards the prior) is known to NUTS; the coarse
   draws carried there must agree with NUTS on it within Monte Carlo error;
-- the fallback (k̂ ≥ 0.7) hands over to fine chains and says so.
+- the fallback (k̂ ≥ 0.7) hands over to fine chains and says so;
+- the polished MAP (the anchor of η) is stationary: its Newton decrement is ~0.
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ import warnings
 import jax
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 import bayestumor.inference._multilevel as multilevel_module
 from bayestumor.errors import DiagnosticsWarning
@@ -24,6 +26,9 @@ from bayestumor.inference import (
     SamplerOptions,
     Transport,
     build_result,
+    curvature_covariance,
+    find_map,
+    polished_map,
     refine_posterior,
     run_inference,
     sample,
@@ -145,3 +150,21 @@ def test_importance_path_fails_on_the_coarse_chains_and_on_a_small_ess():
     assert _importance_failures(good | {"coarse_divergences": 3}, 2, None)
     # 900 × 0.2 = 180 < 100 per chain × 2.
     assert _importance_failures(good | {"weight_ess_fraction": 0.2}, 2, None)
+
+
+def test_polished_map_is_stationary_where_a_short_search_is_not():
+    """Five BFGS steps from the prior median stop short of the mode; `polished_map` from there
+    ends where the Newton decrement gᵀ H⁻¹ g (the log-density gain a Newton step would still
+    make, ×2) is below 0.01 nats, and higher than the short search."""
+    problem = tiny_problem()
+    short, short_stats = find_map(problem, max_steps=5)
+    polished, stats = polished_map(problem, short)
+    assert stats["log_density"] > short_stats["log_density"]
+
+    def decrement(position):
+        flat, unravel = ravel_pytree(position)
+        gradient = np.asarray(jax.grad(lambda x: problem.log_density(unravel(x)))(flat))
+        return float(gradient @ curvature_covariance(problem, position) @ gradient)
+
+    assert decrement(short) > 0.1
+    assert decrement(polished) < 0.01
