@@ -35,11 +35,19 @@ from jax.flatten_util import ravel_pytree
 
 from bayestumor.config import CalibrationConfig
 from bayestumor.imaging import with_lesion_tissue
-from bayestumor.inference import kernel_smoothed, polished_map, sandwich_learning_rate
-from bayestumor.inference._learning_rate import _coordinate_names
+from bayestumor.inference import (
+    coordinate_names,
+    kernel_smoothed,
+    polished_map,
+    sandwich_learning_rate,
+)
 from bayestumor.utils import atomic_path
-from bayestumor.workflows import STRESS_CONFIGURATIONS, region_of_interest, stress_case
-from bayestumor.workflows._setup import build_problem
+from bayestumor.workflows import (
+    STRESS_CONFIGURATIONS,
+    build_problem,
+    region_of_interest,
+    stress_case,
+)
 
 HEADLINE = ("log_mu[0]", "log_mu[1]", "seed_x", "seed_y", "seed_z")
 """Unconstrained coordinates judged: log μ_D, log μ_ρ and the seed."""
@@ -104,7 +112,7 @@ def store_case(configuration: str, index: int, arm: str, out: Path, seed: int) -
                 likelihood=likelihood,
                 prior=prior,
                 meat=meat,
-                names=np.array(_coordinate_names(position)),
+                names=np.array(coordinate_names(position)),
                 mode=np.asarray(flat, np.float64),
                 truth=truth,
                 voxels=scores.shape[0],

@@ -14,8 +14,10 @@ from bayestumor.inference._diagnostics import ESS_PER_CHAIN_MIN as ESS_PER_CHAIN
 from bayestumor.inference._diagnostics import RHAT_MAX as RHAT_MAX
 from bayestumor.inference._diagnostics import diagnose as diagnose
 from bayestumor.inference._diagnostics import format_diagnostics as format_diagnostics
+from bayestumor.inference._diagnostics import importance_failures as importance_failures
 from bayestumor.inference._learning_rate import INTEREST_SITES as INTEREST_SITES
 from bayestumor.inference._learning_rate import LearningRate as LearningRate
+from bayestumor.inference._learning_rate import coordinate_names as coordinate_names
 from bayestumor.inference._learning_rate import kernel_smoothed as kernel_smoothed
 from bayestumor.inference._learning_rate import misfit_learning_rate as misfit_learning_rate
 from bayestumor.inference._learning_rate import sandwich_learning_rate as sandwich_learning_rate

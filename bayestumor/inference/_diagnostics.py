@@ -107,7 +107,7 @@ def diagnose(datatree: xr.DataTree, run: SamplerRun, names: list[str]) -> dict[s
     else:
         smc = None
     if importance:
-        failures.extend(_importance_failures(multilevel, chains, smc["ess"] if smc else None))
+        failures.extend(importance_failures(multilevel, chains, smc["ess"] if smc else None))
     elif run.sampler != "smc":
         if divergences:
             failures.append(f"{divergences} divergent transitions")
@@ -173,7 +173,7 @@ def importance_effective_sample_size(
     return None if base is None else float(base * multilevel["weight_ess_fraction"])
 
 
-def _importance_failures(
+def importance_failures(
     multilevel: dict[str, Any], chains: int, smc_ess: float | None
 ) -> list[str]:
     """What fails a posterior carried from the coarse grid by importance sampling: the coarse

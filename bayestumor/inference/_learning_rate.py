@@ -136,11 +136,11 @@ def misfit_learning_rate(
     )
     meat = scores.T @ smoothed
     return sandwich_learning_rate(
-        information, meat, length_mm, scores.shape[0], _coordinate_names(position)
+        information, meat, length_mm, scores.shape[0], coordinate_names(position)
     )
 
 
-def _coordinate_names(position: Position) -> list[str]:
+def coordinate_names(position: Position) -> list[str]:
     """Names of the flat unconstrained coordinates in `ravel_pytree` order (sites sorted)."""
     names = []
     for site in sorted(position):
@@ -216,6 +216,7 @@ __all__ = [
     "IDENTIFIED_RELATIVE_CURVATURE",
     "INTEREST_SITES",
     "LearningRate",
+    "coordinate_names",
     "kernel_smoothed",
     "misfit_learning_rate",
     "sandwich_learning_rate",

@@ -38,7 +38,10 @@ def find_map(
         The position and a dict with ``log_density`` at the start and at the end and the number
         of optimiser ``steps``.
     """
-    start = problem.initial_position() if start is None else start
+    # The problem builds its model on first use: outside the optimiser's jit, or the cached
+    # model would hold that trace's tracers and fail the next transformation.
+    default = problem.initial_position()
+    start = default if start is None else start
     flat, unravel = ravel_pytree(start)
     factor = (
         jnp.eye(flat.size, dtype=flat.dtype)

@@ -69,24 +69,19 @@ class CalibrationProblem:
         instead of an error (`AbstractForwardModel.nan_on_failure`)."""
         return self.forward.nan_on_failure()
 
-    # Both infos are computed on first use, which may come inside a transformation (e.g. the
-    # first `log_density` of an optimiser's jitted step): evaluated eagerly there, so that no
-    # tracer is cached and leaks into the next transformation.
     @functools.cached_property
     def _prior_info(self):
-        with jax.ensure_compile_time_eval():
-            return initialize_model(
-                jax.random.key(0), self.model, model_kwargs={"include_likelihood": False}
-            )
+        return initialize_model(
+            jax.random.key(0), self.model, model_kwargs={"include_likelihood": False}
+        )
 
     @functools.cached_property
     def _posterior_info(self):
         # Prior median (seed at the lesion centre): a start from which the optimiser sees the
         # lesion; a random start can put the seed where the likelihood is flat.
-        with jax.ensure_compile_time_eval():
-            return initialize_model(
-                jax.random.key(0), self.model, init_strategy=init_to_median(num_samples=15)
-            )
+        return initialize_model(
+            jax.random.key(0), self.model, init_strategy=init_to_median(num_samples=15)
+        )
 
     @property
     def site_names(self) -> tuple[str, ...]:

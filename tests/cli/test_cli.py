@@ -84,24 +84,3 @@ def test_user_errors_are_one_line_and_exit_2(argv, message, tmp_path, monkeypatc
     assert err.startswith("bayestumor: error: ") and message in err
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
-
-
-def test_calibrate_options_reach_the_configuration():
-    """--coarse-spacing (0: off), --refine-warmup and --pet-bias land in `CalibrationConfig`,
-    and the defaults are the configuration's own."""
-    from bayestumor.cli._calibrate import config_from
-    from bayestumor.config import CalibrationConfig
-
-    calibrate = build_parser()._subparsers._group_actions[0].choices["calibrate"]
-    defaults = config_from(calibrate.parse_args(["DIR", "--out", "OUT"]), CalibrationConfig())
-    assert defaults.coarse_spacing_mm == CalibrationConfig().coarse_spacing_mm
-    assert defaults.priors.pet_bias is None
-    given = config_from(
-        calibrate.parse_args(
-            "DIR --out OUT --coarse-spacing 0 --refine-warmup 40 --pet-bias 0.2 --spacing 2".split()
-        ),
-        CalibrationConfig(),
-    )
-    assert given.coarse_spacing_mm is None and not given.coarse_to_fine
-    assert given.refine_warmup == 40
-    assert given.priors.pet_bias == 0.2

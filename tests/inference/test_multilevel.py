@@ -13,6 +13,7 @@ Independent truths:
 """
 
 import dataclasses
+import sys
 import warnings
 
 import jax
@@ -20,7 +21,6 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-import bayestumor.inference._multilevel as multilevel_module
 from bayestumor.errors import DiagnosticsWarning
 from bayestumor.inference import (
     SamplerOptions,
@@ -28,13 +28,13 @@ from bayestumor.inference import (
     build_result,
     curvature_covariance,
     find_map,
+    importance_failures,
     polished_map,
     refine_posterior,
     run_inference,
     sample,
     systematic_resample,
 )
-from bayestumor.inference._diagnostics import _importance_failures
 from tests._calibration_problems import tiny_problem
 
 NAMES = ("D_w", "rho", "seed_x", "seed_y", "seed_z")
@@ -124,7 +124,7 @@ def _coarse_values(problem, run, name):
 def test_a_poor_transport_hands_over_to_fine_chains(coarse, tempered, monkeypatch):
     """With every k̂ judged too large the fine sampler runs, from the carried draws, with
     `refine_warmup` warm-up iterations, and the result says so."""
-    monkeypatch.setattr(multilevel_module, "PARETO_K_GOOD", -np.inf)
+    monkeypatch.setattr(sys.modules[refine_posterior.__module__], "PARETO_K_GOOD", -np.inf)
     problem, run = coarse
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
@@ -145,11 +145,11 @@ def test_importance_path_fails_on_the_coarse_chains_and_on_a_small_ess():
         "coarse_divergences": 0,
         "weight_ess_fraction": 0.5,
     }
-    assert _importance_failures(good, chains=2, smc_ess=None) == []
-    assert _importance_failures(good | {"coarse_r_hat_max": 1.05}, 2, None)
-    assert _importance_failures(good | {"coarse_divergences": 3}, 2, None)
+    assert importance_failures(good, chains=2, smc_ess=None) == []
+    assert importance_failures(good | {"coarse_r_hat_max": 1.05}, 2, None)
+    assert importance_failures(good | {"coarse_divergences": 3}, 2, None)
     # 900 × 0.2 = 180 < 100 per chain × 2.
-    assert _importance_failures(good | {"weight_ess_fraction": 0.2}, 2, None)
+    assert importance_failures(good | {"weight_ess_fraction": 0.2}, 2, None)
 
 
 def test_polished_map_is_stationary_where_a_short_search_is_not():

@@ -188,14 +188,14 @@ def test_all_free_physical_log_prior_has_the_exact_jacobian():
     np.testing.assert_allclose(difference, difference[0], atol=2e-4)
 
 
-def test_a_problem_first_evaluated_inside_a_transformation_caches_no_tracer():
-    """`CalibrationProblem` initialises its NumPyro model on first use; when that first use is
-    inside a jitted function (an optimiser's step given a start point) the result must be
-    concrete, or the next transformation fails with a leaked tracer."""
+def test_a_map_search_from_a_given_start_caches_no_tracer():
+    """`CalibrationProblem` initialises its NumPyro model on first use; `find_map` given a start
+    must trigger that outside its jitted optimiser, or the next transformation of the same
+    problem fails with a leaked tracer."""
+    from bayestumor.inference import find_map
+
     start = tiny_problem().initial_position()
     fresh = dataclasses.replace(tiny_problem(), learning_rate=0.9)
-    inside = jax.jit(fresh.log_density)(start)
-    assert np.isfinite(float(inside))
-    # A second, different trace over the cached model information.
+    find_map(fresh, start, max_steps=3)
     gradient = jax.jit(jax.grad(fresh.log_density))(fresh.initial_position())
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(gradient))
