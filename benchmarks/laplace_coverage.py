@@ -37,7 +37,8 @@ from bayestumor.config import CalibrationConfig
 from bayestumor.imaging import with_lesion_tissue
 from bayestumor.inference import (
     coordinate_names,
-    kernel_smoothed,
+    log_density_hessian,
+    misfit_sandwich,
     polished_map,
     sandwich_learning_rate,
 )
@@ -76,29 +77,10 @@ def store_case(configuration: str, index: int, arm: str, out: Path, seed: int) -
     roi = region_of_interest(with_lesion_tissue(case.patient, config.lesion_tissue), config)
     problem = build_problem(roi, config)
     position, _ = polished_map(problem)
-    flat, unravel = ravel_pytree(position)
-    d, step = flat.size, 1e-2
-
-    def pointwise(x):
-        named = problem.constrain(unravel(x))
-        return sum(problem.pointwise_log_likelihood(named, problem.brain_density(named)).values())
-
-    offsets = jnp.concatenate([jnp.eye(d), -jnp.eye(d)]) * step
-    values = np.asarray(jax.jit(jax.vmap(pointwise))(flat + offsets), np.float64)
-    scores = (values[:d] - values[d:]).T / (2 * step)
-
-    def hessian(function):
-        gradient = jax.jit(jax.grad(function))
-        rows = [
-            np.asarray(gradient(flat + e) - gradient(flat - e)) / (2 * step) for e in offsets[:d]
-        ]
-        matrix = -np.stack(rows).astype(np.float64)
-        return 0.5 * (matrix + matrix.T)
-
-    likelihood = hessian(lambda x: jnp.sum(pointwise(x)))
-    prior = hessian(lambda x: problem.log_prior(unravel(x)))
-    index_ = np.asarray(problem.data.voxel_index)
-    meat = scores.T @ kernel_smoothed(scores, problem.forward.grid, index_, LENGTH_MM)
+    likelihood, meat, voxels = misfit_sandwich(problem, position, LENGTH_MM)
+    # The log density is the log prior plus the (η = 1) log-likelihood: the prior's curvature is
+    # what remains.
+    prior = -log_density_hessian(problem, position) - likelihood
     named = problem.constrain(position)
     sites = {s: named[s] for s in problem.site_names}
     for name in ("seed_x", "seed_y", "seed_z"):
@@ -113,9 +95,9 @@ def store_case(configuration: str, index: int, arm: str, out: Path, seed: int) -
                 prior=prior,
                 meat=meat,
                 names=np.array(coordinate_names(position)),
-                mode=np.asarray(flat, np.float64),
+                mode=np.asarray(ravel_pytree(position)[0], np.float64),
                 truth=truth,
-                voxels=scores.shape[0],
+                voxels=voxels,
             )
     print(
         f"{configuration:<11} #{index} {arm:<10} {time.perf_counter() - started:5.0f} s", flush=True

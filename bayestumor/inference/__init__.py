@@ -20,10 +20,12 @@ from bayestumor.inference._learning_rate import LearningRate as LearningRate
 from bayestumor.inference._learning_rate import coordinate_names as coordinate_names
 from bayestumor.inference._learning_rate import kernel_smoothed as kernel_smoothed
 from bayestumor.inference._learning_rate import misfit_learning_rate as misfit_learning_rate
+from bayestumor.inference._learning_rate import misfit_sandwich as misfit_sandwich
 from bayestumor.inference._learning_rate import sandwich_learning_rate as sandwich_learning_rate
 from bayestumor.inference._map import curvature_covariance as curvature_covariance
 from bayestumor.inference._map import find_map as find_map
 from bayestumor.inference._map import laplace_covariance as laplace_covariance
+from bayestumor.inference._map import log_density_hessian as log_density_hessian
 from bayestumor.inference._map import polished_map as polished_map
 from bayestumor.inference._multilevel import Transport as Transport
 from bayestumor.inference._multilevel import laplace_transport as laplace_transport

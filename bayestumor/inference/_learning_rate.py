@@ -110,6 +110,16 @@ def misfit_learning_rate(
         length_mm: kernel bandwidth ℓ, mm (> 0).
         step: central-difference step in unconstrained coordinates.
     """
+    information, meat, voxels = misfit_sandwich(problem, position, length_mm, step=step)
+    return sandwich_learning_rate(information, meat, length_mm, voxels, coordinate_names(position))
+
+
+def misfit_sandwich(
+    problem: CalibrationProblem, position: Position, length_mm: float, *, step: float = 1e-2
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The sandwich's pieces at `position` (module docstring): H, the Hessian of the negative
+    exact log-likelihood, J, the kernel-weighted score covariance (bandwidth `length_mm`), both
+    (d, d) over the flat unconstrained coordinates, and n, the voxels in the likelihood."""
     exact = dataclasses.replace(problem, learning_rate=1.0)
     flat, unravel = ravel_pytree(position)
     d = flat.size
@@ -134,10 +144,7 @@ def misfit_learning_rate(
     smoothed = kernel_smoothed(
         scores, problem.forward.grid, np.asarray(problem.data.voxel_index), length_mm
     )
-    meat = scores.T @ smoothed
-    return sandwich_learning_rate(
-        information, meat, length_mm, scores.shape[0], coordinate_names(position)
-    )
+    return information, scores.T @ smoothed, scores.shape[0]
 
 
 def coordinate_names(position: Position) -> list[str]:
@@ -219,5 +226,6 @@ __all__ = [
     "coordinate_names",
     "kernel_smoothed",
     "misfit_learning_rate",
+    "misfit_sandwich",
     "sandwich_learning_rate",
 ]
