@@ -121,6 +121,8 @@ class FitResult(eqx.Module):
         theta: the same as the unconstrained vector ``[log A0, log λ, logit S, …]``.
         loss: ½ Σ residual² at the optimum (residuals on the normalised scale).
         converged: True where the winning start met the solver's tolerances with finite loss.
+            The winner is the converged start of lowest loss, or, where none converged, the
+            start of lowest loss.
         n_steps: Levenberg–Marquardt steps taken by the winning start.
         n_converged_starts: how many of the starts converged.
     """
@@ -216,7 +218,9 @@ def _fit_one(
         )
 
     thetas, losses, oks, steps = jax.vmap(solve)(starts)
-    best = jnp.argmin(losses)
+    # The best converged start; only where none converged, the lowest loss. (A start that ran
+    # out of steps can sit a hair below a converged one, and must not mark the fit failed.)
+    best = jnp.where(jnp.any(oks), jnp.argmin(jnp.where(oks, losses, jnp.inf)), jnp.argmin(losses))
     theta = full_theta(thetas[best]).at[0].add(log_scale)
     return FitResult(
         params=RTParams.from_unconstrained(theta),

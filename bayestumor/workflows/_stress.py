@@ -74,12 +74,20 @@ class StressCase:
 def smooth_field(
     key: PRNGKeyArray, shape: tuple[int, ...], spacing_mm: float, length_mm: float
 ) -> np.ndarray:
-    """A stationary Gaussian random field of unit sd whose correlation falls as
-    exp(−d² / 4ℓ²) with ℓ = `length_mm` (white noise blurred by a Gaussian of sd ℓ, rescaled to
-    unit sd in the interior), on a grid of `shape` and isotropic `spacing_mm`."""
+    """A stationary, zero-mean Gaussian random field of unit sd whose correlation falls as
+    exp(−d² / 4ℓ²) with ℓ = `length_mm` (periodic white noise blurred by a Gaussian of sd ℓ),
+    on a grid of `shape` and isotropic `spacing_mm`.
+
+    The blur is divided by its kernel's norm, the field's exact sd, not by the sample sd of the
+    one draw: on a grid not much larger than ℓ the draw is nearly constant, and dividing by its
+    small sample sd would blow its random mean up to an offset of many sds."""
+    sigma = length_mm / spacing_mm
     noise = np.asarray(jax.random.normal(key, shape), np.float64)
-    field = ndimage.gaussian_filter(noise, length_mm / spacing_mm, mode="wrap")
-    return field / field.std()
+    field = ndimage.gaussian_filter(noise, sigma, mode="wrap")
+    impulse = np.zeros(shape)
+    impulse[(0,) * len(shape)] = 1.0
+    kernel = ndimage.gaussian_filter(impulse, sigma, mode="wrap")
+    return field / np.sqrt(np.sum(kernel**2))
 
 
 def displaced_mask(

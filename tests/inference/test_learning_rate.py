@@ -14,9 +14,9 @@ from bayestumor.forward import FixedStep, PDEForward
 from bayestumor.imaging import Grid
 from bayestumor.inference import (
     LearningRate,
-    find_map,
     kernel_smoothed,
     misfit_learning_rate,
+    polished_map,
     sandwich_learning_rate,
 )
 from bayestumor.model import CalibrationProblem, model_data_from_patient
@@ -75,7 +75,7 @@ def _problem(patient) -> CalibrationProblem:
 @pytest.fixture(scope="module")
 def model_data_rate() -> LearningRate:
     problem = _problem(synthetic_patient(noisy=True))
-    position, _ = find_map(problem)
+    position, _ = polished_map(problem)
     return misfit_learning_rate(problem, position, 10.0)
 
 
@@ -99,7 +99,7 @@ def test_boundaries_moved_along_a_stretch_lower_the_learning_rate(model_data_rat
         patient, observations=dataclasses.replace(observations, **moved)
     )
     problem = _problem(displaced)
-    position, _ = find_map(problem)
+    position, _ = polished_map(problem)
     rate = misfit_learning_rate(problem, position, 10.0)
     # The scans now disagree with the model coherently over several voxels: the exact model
     # understates the variance, and η < 1 says by how much.
