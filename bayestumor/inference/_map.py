@@ -65,8 +65,8 @@ def find_map(
         max_steps=max_steps,
         throw=False,
     )
-    end_value = float(-jax.jit(objective)(solution.value, None))
-    start_value = float(-jax.jit(objective)(origin, None))
+    end_value = _finite_or_minus_inf(problem.compiled_log_density(position_of(solution.value)))
+    start_value = _finite_or_minus_inf(problem.compiled_log_density(start))
     steps = int(solution.stats.get("num_steps", -1))
     if not jnp.isfinite(end_value) or end_value < start_value:
         return start, {"log_density_start": start_value, "log_density": start_value, "steps": steps}
@@ -75,6 +75,11 @@ def find_map(
         "log_density": end_value,
         "steps": steps,
     }
+
+
+def _finite_or_minus_inf(value) -> float:
+    value = float(value)
+    return value if np.isfinite(value) else -np.inf
 
 
 def polished_map(
@@ -119,7 +124,10 @@ def log_density_hessian(
     (sorted sites), by central differences of its gradient (2·d gradients; the solver's custom
     adjoint rules out forward-over-reverse), symmetrised, float64."""
     flat, unravel = ravel_pytree(position)
-    gradient = jax.jit(jax.grad(lambda x: problem.log_density(unravel(x))))
+
+    def gradient(x):
+        return ravel_pytree(problem.compiled_log_density_gradient(unravel(x)))[0]
+
     basis = jnp.eye(flat.size, dtype=flat.dtype) * step
     rows = [(gradient(flat + e) - gradient(flat - e)) / (2 * step) for e in basis]
     hessian = np.asarray(jnp.stack(rows), np.float64)
