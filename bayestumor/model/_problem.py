@@ -103,15 +103,15 @@ class CalibrationProblem:
 
     @functools.cached_property
     def compiled_log_density(self) -> Callable[[Position], Array]:
-        """`log_density` compiled once for this problem, shared by the MAP search, its
-        Hessians and the samplers' start checks (each would otherwise compile the forward
-        solve anew: ~10 s a time at 4 mm)."""
+        """`log_density` compiled once for this problem, shared by every MAP search on it
+        (`find_map`), which compiled the forward solve anew on every call before."""
         _ = self._posterior_info  # the model is built outside the jit (it caches no tracers)
         return jax.jit(self.log_density)
 
     @functools.cached_property
     def compiled_log_density_gradient(self) -> Callable[[Position], Position]:
-        """The gradient of `log_density` (a position), compiled once for this problem."""
+        """The gradient of `log_density` (a position), compiled once for this problem
+        (`log_density_hessian`'s 2·d evaluations, once per Hessian before)."""
         _ = self._posterior_info
         return jax.jit(jax.grad(self.log_density))
 
