@@ -84,6 +84,8 @@ UNITS = {
     "T": "day",
     "mu_D": "mm",
     "mu_rho": "1",
+    "mu_D_ref": "mm",
+    "mu_rho_ref": "1",
     "seed_x": "mm",
     "seed_y": "mm",
     "seed_z": "mm",

@@ -4,15 +4,19 @@ from bayestumor.forward._base import AbstractForwardModel, GrowthParams
 from bayestumor.forward._pde import AdaptiveStep, FixedStep, PDEForward, relative_diffusivity
 from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM as DEFAULT_SEED_SIGMA_MM
 from bayestumor.forward._seed import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD
+from bayestumor.forward._seed import REFERENCE_SEED as REFERENCE_SEED
 from bayestumor.forward._seed import SEED_SHAPES as SEED_SHAPES
 from bayestumor.forward._seed import TUMOR_GROWTH_TOOLKIT_SEED as TUMOR_GROWTH_TOOLKIT_SEED
 from bayestumor.forward._seed import gaussian_seed as gaussian_seed
+from bayestumor.forward._seed import referenced_growth as referenced_growth
 from bayestumor.forward._seed import seed_density as seed_density
+from bayestumor.forward._seed import seed_moments as seed_moments
 from bayestumor.forward._splitting import SplitStep as SplitStep
 
 __all__ = [
     "DEFAULT_SEED_SIGMA_MM",
     "HEAT_KERNEL_THRESHOLD",
+    "REFERENCE_SEED",
     "SEED_SHAPES",
     "TUMOR_GROWTH_TOOLKIT_SEED",
     "AbstractForwardModel",
@@ -22,6 +26,8 @@ __all__ = [
     "PDEForward",
     "SplitStep",
     "gaussian_seed",
+    "referenced_growth",
     "relative_diffusivity",
     "seed_density",
+    "seed_moments",
 ]

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from bayestumor._custom_types import Array, ArrayLike, Float, Volume
+from bayestumor.forward._seed import REFERENCE_SEED, referenced_growth
 from bayestumor.imaging import Grid
 
 
@@ -94,3 +95,23 @@ class AbstractForwardModel(eqx.Module):
     def pmap_safe(self) -> bool:
         """Whether gradients of this map may run under `jax.pmap` (parallel NUTS chains)."""
         return True
+
+    @property
+    def seed_convention(self) -> dict[str, str | float]:
+        """This map's own seed (``seed_shape``, ``seed_sigma_mm``, ``seed_amplitude``), used
+        where `GrowthParams` leave the seed's width or peak unset; by default the
+        `REFERENCE_SEED`."""
+        return dict(REFERENCE_SEED)
+
+    def referenced_growth(self, params: GrowthParams) -> tuple[Array, Array]:
+        """(μ_D,ref, μ_ρ,ref) of `params`: μ_D and μ_ρ re-expressed as if the tumour had grown
+        from the `REFERENCE_SEED` (`bayestumor.forward.referenced_growth`), with this map's
+        `seed_convention` where `params` leave the seed's width or peak unset."""
+        seed = self.seed_convention
+        return referenced_growth(
+            params.mu_D,
+            params.mu_rho,
+            seed["seed_sigma_mm"] if params.seed_sigma_mm is None else params.seed_sigma_mm,
+            seed["seed_amplitude"] if params.seed_amplitude is None else params.seed_amplitude,
+            str(seed["seed_shape"]),
+        )

@@ -348,6 +348,15 @@ class PDEForward(AbstractForwardModel):
     def grid(self) -> Grid:
         return self._grid
 
+    @property
+    def seed_convention(self) -> dict[str, str | float]:
+        """This solver's own seed: ``seed_shape``, ``seed_sigma_mm``, ``seed_amplitude``."""
+        return {
+            "seed_shape": self.seed_shape,
+            "seed_sigma_mm": self.seed_sigma_mm,
+            "seed_amplitude": self.seed_amplitude,
+        }
+
     def initial_density(
         self,
         seed_mm: Vector3,

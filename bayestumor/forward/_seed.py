@@ -22,12 +22,21 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
+import jax.scipy.special as jsp
 
-from bayestumor._custom_types import Array, Float
+from bayestumor._custom_types import Array, ArrayLike, Float
 from bayestumor.config import HEAT_KERNEL_THRESHOLD, SEED_SHAPES
 
 DEFAULT_SEED_SIGMA_MM = 4.0
 """Standard deviation of the Gaussian seed, mm (widened to the voxel size on coarser grids)."""
+
+REFERENCE_SEED = {
+    "seed_shape": "gaussian",
+    "seed_sigma_mm": DEFAULT_SEED_SIGMA_MM,
+    "seed_amplitude": 1.0,
+}
+"""The seed the referenced growth summaries count from (`referenced_growth`): a Gaussian of
+σ = 4 mm and peak density 1, holding (2π)^{3/2}·4³ ≈ 1008 mm³ of fully dense cells (≈ 1 ml)."""
 
 TUMOR_GROWTH_TOOLKIT_SEED = {
     "seed_shape": "heat-kernel",
@@ -61,6 +70,66 @@ def check_seed_options(seed_shape: str, sigma_mm: float | None, amplitude: float
             f"a heat-kernel seed of amplitude {amplitude} lies wholly below its cut at "
             f"{HEAT_KERNEL_THRESHOLD}; use an amplitude above it"
         )
+
+
+def seed_moments(
+    sigma_mm: Float[ArrayLike, "*b"],
+    amplitude: Float[ArrayLike, "*b"],
+    seed_shape: str = "gaussian",
+) -> tuple[Float[Array, "*b"], Float[Array, "*b"]]:
+    """Cell mass M₀ = ∫u₀ (mm³ of full density) and rms radius per axis σ_eff (mm; σ_eff² =
+    ∫|x − c|² u₀ / 3M₀) of a seed of `seed_shape` on the continuum, before tissue masking.
+
+    A Gaussian of peak A and width σ: M₀ = A (2π)^{3/2} σ³ and σ_eff = σ. The heat kernel keeps
+    the Gaussian where A·exp(−r²/2σ²) > c (`HEAT_KERNEL_THRESHOLD`), i.e. r²/σ² < k² = 2 ln(A/c);
+    its mass and second moment are the Gaussian's times the χ² distribution functions
+    P(χ²₃ < k²) and P(χ²₅ < k²). Differentiable in σ and A (either may be traced).
+    """
+    sigma = jnp.asarray(sigma_mm)
+    amplitude = jnp.asarray(amplitude)
+    mass = amplitude * (2.0 * math.pi) ** 1.5 * sigma**3
+    if seed_shape == "gaussian":
+        return mass, sigma
+    if seed_shape != "heat-kernel":
+        raise ValueError(f"unknown seed shape {seed_shape!r}; choose from {SEED_SHAPES}")
+    half_k2 = jnp.log(jnp.maximum(amplitude / HEAT_KERNEL_THRESHOLD, 1.0))
+    kept_mass = jsp.gammainc(1.5, half_k2)  # P(χ²₃ < k²)
+    kept_moment = jsp.gammainc(2.5, half_k2)  # P(χ²₅ < k²)
+    return mass * kept_mass, sigma * jnp.sqrt(kept_moment / kept_mass)
+
+
+def referenced_growth(
+    mu_D: Float[ArrayLike, "*b"],
+    mu_rho: Float[ArrayLike, "*b"],
+    sigma_mm: Float[ArrayLike, "*b"],
+    amplitude: Float[ArrayLike, "*b"],
+    seed_shape: str = "gaussian",
+) -> tuple[Float[Array, "*b"], Float[Array, "*b"]]:
+    """μ_D and μ_ρ of a tumour grown from a given seed, re-expressed as if grown from the
+    `REFERENCE_SEED`: (μ_D,ref, μ_ρ,ref) with
+
+        μ_D,ref² = μ_D² + (σ_eff² − σ_ref²) / 2,    μ_ρ,ref² = μ_ρ² + ln(M₀ / M_ref),
+
+    (M₀, σ_eff from `seed_moments`). Where the density is small (the front, the infiltration the
+    scans do not show) the equation is linear, and in uniform tissue its solution from a seed of
+    mass M₀ and variance σ_eff² is, away from the seed, M₀ e^{ρT} times a Gaussian of variance
+    σ_eff² + 2D T: it depends on the seed and the growth only through σ_eff² + 2μ_D² and
+    ln M₀ + μ_ρ². Two tumours with the same referenced values look alike, whatever their seeds;
+    the seed's size, which one scan cannot tell, drops out. (Saturation behind the front and
+    tissue boundaries make this an approximation; both values are exact re-expressions for the
+    reference seed itself.) A value whose square would be negative (a tumour smaller than the
+    reference seed) is reported as 0.
+
+    Returns:
+        (μ_D,ref in mm, μ_ρ,ref).
+    """
+    mass, width = seed_moments(sigma_mm, amplitude, seed_shape)
+    ref_mass, ref_width = seed_moments(
+        REFERENCE_SEED["seed_sigma_mm"], REFERENCE_SEED["seed_amplitude"]
+    )
+    mu_D_sq = jnp.square(mu_D) + 0.5 * (jnp.square(width) - ref_width**2)
+    mu_rho_sq = jnp.square(mu_rho) + jnp.log(mass / ref_mass)
+    return jnp.sqrt(jnp.maximum(mu_D_sq, 0.0)), jnp.sqrt(jnp.maximum(mu_rho_sq, 0.0))
 
 
 def gaussian_seed(

@@ -167,11 +167,13 @@ class CalibrationProblem:
     @property
     def parameter_names(self) -> list[str]:
         """Named parameters reported in the posterior, in a fixed order: growth (with μ_D, μ_ρ
-        in the physical parametrisation), seed, then the imaging parameters the modalities
-        need."""
+        in the physical parametrisation, and μ_D,ref, μ_ρ,ref when the seed's size is a
+        nuisance), seed, then the imaging parameters the modalities need."""
         growth = list(self.priors.growth_names)
         if self.priors.parametrisation == "physical":
             growth += ["mu_D", "mu_rho"]
+        if self.priors.seed_nuisance_names:
+            growth += ["mu_D_ref", "mu_rho_ref"]
         seed = [*SEED_NAMES, *self.priors.seed_nuisance_names]
         return [*growth, *seed, *imaging_parameter_names(self.modalities)]
 

@@ -21,6 +21,9 @@ clipped PET that every configuration shares, as real scans have):
 The truth of each patient is recorded in the generator's own terms (D_w, ρ, T, μ_D, μ_ρ and the
 seed). For ``solver`` that is the other solver's T, measured from its own (smaller) seed: a
 posterior that claims to know T "since a seed of our size" must be wide enough to contain it.
+The truth also holds μ_D,ref and μ_ρ,ref, the growth re-expressed from the reference seed
+(`bayestumor.forward.referenced_growth`, with the generator's seed: for ``solver`` its heat
+kernel, `TUMOR_GROWTH_TOOLKIT_SEED`), which a calibration with the seed's size free reports.
 
 `benchmarks/coverage.py` calibrates many such patients and measures coverage; the tests run a
 few of them.
@@ -38,7 +41,13 @@ from scipy import ndimage
 
 from bayestumor._custom_types import PRNGKeyArray
 from bayestumor.config import SEED_NAMES
-from bayestumor.forward import GrowthParams, PDEForward
+from bayestumor.forward import (
+    REFERENCE_SEED,
+    TUMOR_GROWTH_TOOLKIT_SEED,
+    GrowthParams,
+    PDEForward,
+    referenced_growth,
+)
 from bayestumor.imaging import Anatomy, Observations, Patient, load_mni152
 from bayestumor.workflows._synthetic import ImagingParams, simulate_patient
 
@@ -112,8 +121,8 @@ def explicit_euler_fk(
     params: GrowthParams,
     *,
     gm_ratio: float = 5.0,
-    seed_sigma_mm: float = math.sqrt(10.0),
-    seed_amplitude: float = 250.0 / (4.0 * math.pi * 5.0) ** 1.5,
+    seed_sigma_mm: float = float(TUMOR_GROWTH_TOOLKIT_SEED["seed_sigma_mm"]),
+    seed_amplitude: float = float(TUMOR_GROWTH_TOOLKIT_SEED["seed_amplitude"]),
     seed_cut: float = 0.1,
     courant: float = 0.99,
 ) -> np.ndarray:
@@ -216,12 +225,22 @@ def stress_case(
         bias = 1.0 + 0.2 * smooth_field(key_extra, anatomy.shape, spacing, 30.0)
         pet = np.clip(patient.observations.pet * bias, 0.0, 1.0).astype(np.float32)
         patient = _with_observations(patient, pet=pet)
+    seed = TUMOR_GROWTH_TOOLKIT_SEED if configuration == "solver" else REFERENCE_SEED
+    mu_D_ref, mu_rho_ref = referenced_growth(
+        params.mu_D,
+        params.mu_rho,
+        seed["seed_sigma_mm"],
+        seed["seed_amplitude"],
+        str(seed["seed_shape"]),
+    )
     truth = {
         "D_w": float(params.D_w),
         "rho": float(params.rho),
         "T": float(params.T),
         "mu_D": float(params.mu_D),
         "mu_rho": float(params.mu_rho),
+        "mu_D_ref": float(mu_D_ref),
+        "mu_rho_ref": float(mu_rho_ref),
         **{name: float(v) for name, v in zip(SEED_NAMES, params.seed_mm, strict=True)},
         **imaging._asdict(),
     }

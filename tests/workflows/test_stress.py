@@ -108,6 +108,18 @@ def test_stress_cases_show_a_lesion_and_record_their_truth(configuration):
     seed = np.array([case.truth[f"seed_{a}"] for a in "xyz"])
     voxel = np.round(case.patient.grid.world_to_voxel(seed[None])[0]).astype(int)
     assert case.density[tuple(voxel)] > 0.5  # the tumour grew around its recorded seed
+    # Referenced growth: the generator's own μ for the reference seed; for the other solver's
+    # smaller seed (≈ 160 against ≈ 1008 mm³ of cells, rms radius 2.3 against 4 mm) less.
+    if configuration == "solver":
+        assert case.truth["mu_rho_ref"] ** 2 == pytest.approx(
+            case.truth["mu_rho"] ** 2 - 1.837, abs=1e-2
+        )
+        assert case.truth["mu_D_ref"] ** 2 == pytest.approx(
+            case.truth["mu_D"] ** 2 - 5.392, abs=1e-2
+        )
+    else:
+        assert case.truth["mu_D_ref"] == pytest.approx(case.truth["mu_D"], rel=1e-6)
+        assert case.truth["mu_rho_ref"] == pytest.approx(case.truth["mu_rho"], rel=1e-6)
     if configuration == "threshold":
         flair = case.patient.observations.flair
         np.testing.assert_array_equal(
