@@ -45,6 +45,7 @@ from bayestumor.config import (
     Priors,
 )
 from bayestumor.errors import DiagnosticsWarning, InputError
+from bayestumor.forward import referenced_growth
 from bayestumor.imaging import Observations, Patient
 from bayestumor.utils import atomic_path, use_cpu_cores_for_chains
 from bayestumor.workflows import (
@@ -114,12 +115,19 @@ def true_density_on_roi(case, config: CalibrationConfig, roi: Patient) -> np.nda
 def measure(case, run, config: CalibrationConfig) -> dict:
     """Coverage, widths, reliability counts and target volumes of one calibrated case."""
     posterior = run.inference.datatree["posterior"]
+    draws = {
+        name: np.asarray(posterior[name], np.float64).reshape(-1)
+        for name in PARAMETERS
+        if name in posterior
+    }
+    if "mu_D_ref" not in draws:  # a fixed seed: the solver's own, referenced here
+        mu_D_ref, mu_rho_ref = referenced_growth(
+            draws["mu_D"], draws["mu_rho"], **run.problem.sampling_forward.seed_convention
+        )
+        draws |= {"mu_D_ref": np.asarray(mu_D_ref), "mu_rho_ref": np.asarray(mu_rho_ref)}
     parameters = {}
     for name in PARAMETERS:
-        # An arm with the fixed seed (the reference one on grids up to 4 mm) records no
-        # referenced values: its μ_D, μ_ρ are them.
-        site = name if name in posterior else name.removesuffix("_ref")
-        values = np.asarray(posterior[site], np.float64).reshape(-1)
+        values = draws[name]
         q05, q25, q75, q95 = np.quantile(values, [0.05, 0.25, 0.75, 0.95])
         truth = case.truth[name]
         parameters[name] = {

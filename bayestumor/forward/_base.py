@@ -107,11 +107,6 @@ class AbstractForwardModel(eqx.Module):
         """(μ_D,ref, μ_ρ,ref) of `params`: μ_D and μ_ρ re-expressed as if the tumour had grown
         from the `REFERENCE_SEED` (`bayestumor.forward.referenced_growth`), with this map's
         `seed_convention` where `params` leave the seed's width or peak unset."""
-        seed = self.seed_convention
-        return referenced_growth(
-            params.mu_D,
-            params.mu_rho,
-            seed["seed_sigma_mm"] if params.seed_sigma_mm is None else params.seed_sigma_mm,
-            seed["seed_amplitude"] if params.seed_amplitude is None else params.seed_amplitude,
-            str(seed["seed_shape"]),
-        )
+        sampled = {"seed_sigma_mm": params.seed_sigma_mm, "seed_amplitude": params.seed_amplitude}
+        seed = self.seed_convention | {k: v for k, v in sampled.items() if v is not None}
+        return referenced_growth(params.mu_D, params.mu_rho, **seed)

@@ -73,8 +73,8 @@ def check_seed_options(seed_shape: str, sigma_mm: float | None, amplitude: float
 
 
 def seed_moments(
-    sigma_mm: Float[ArrayLike, "*b"],
-    amplitude: Float[ArrayLike, "*b"],
+    seed_sigma_mm: Float[ArrayLike, "*b"],
+    seed_amplitude: Float[ArrayLike, "*b"],
     seed_shape: str = "gaussian",
 ) -> tuple[Float[Array, "*b"], Float[Array, "*b"]]:
     """Cell mass M₀ = ∫u₀ (mm³ of full density) and rms radius per axis σ_eff (mm; σ_eff² =
@@ -83,10 +83,12 @@ def seed_moments(
     A Gaussian of peak A and width σ: M₀ = A (2π)^{3/2} σ³ and σ_eff = σ. The heat kernel keeps
     the Gaussian where A·exp(−r²/2σ²) > c (`HEAT_KERNEL_THRESHOLD`), i.e. r²/σ² < k² = 2 ln(A/c);
     its mass and second moment are the Gaussian's times the χ² distribution functions
-    P(χ²₃ < k²) and P(χ²₅ < k²). Differentiable in σ and A (either may be traced).
+    P(χ²₃ < k²) and P(χ²₅ < k²). Differentiable in σ and A (either may be traced). The
+    arguments are named as the seed dictionaries' keys (`REFERENCE_SEED`, a forward map's
+    ``seed_convention``): ``seed_moments(**seed)``.
     """
-    sigma = jnp.asarray(sigma_mm)
-    amplitude = jnp.asarray(amplitude)
+    sigma = jnp.asarray(seed_sigma_mm)
+    amplitude = jnp.asarray(seed_amplitude)
     mass = amplitude * (2.0 * math.pi) ** 1.5 * sigma**3
     if seed_shape == "gaussian":
         return mass, sigma
@@ -101,8 +103,8 @@ def seed_moments(
 def referenced_growth(
     mu_D: Float[ArrayLike, "*b"],
     mu_rho: Float[ArrayLike, "*b"],
-    sigma_mm: Float[ArrayLike, "*b"],
-    amplitude: Float[ArrayLike, "*b"],
+    seed_sigma_mm: Float[ArrayLike, "*b"],
+    seed_amplitude: Float[ArrayLike, "*b"],
     seed_shape: str = "gaussian",
 ) -> tuple[Float[Array, "*b"], Float[Array, "*b"]]:
     """μ_D and μ_ρ of a tumour grown from a given seed, re-expressed as if grown from the
@@ -118,15 +120,14 @@ def referenced_growth(
     the seed's size, which one scan cannot tell, drops out. (Saturation behind the front and
     tissue boundaries make this an approximation; both values are exact re-expressions for the
     reference seed itself.) A value whose square would be negative (a tumour smaller than the
-    reference seed) is reported as 0.
+    reference seed) is reported as 0. The seed's arguments are named as the seed dictionaries'
+    keys: ``referenced_growth(mu_D, mu_rho, **seed)``.
 
     Returns:
         (μ_D,ref in mm, μ_ρ,ref).
     """
-    mass, width = seed_moments(sigma_mm, amplitude, seed_shape)
-    ref_mass, ref_width = seed_moments(
-        REFERENCE_SEED["seed_sigma_mm"], REFERENCE_SEED["seed_amplitude"]
-    )
+    mass, width = seed_moments(seed_sigma_mm, seed_amplitude, seed_shape)
+    ref_mass, ref_width = seed_moments(**REFERENCE_SEED)
     mu_D_sq = jnp.square(mu_D) + 0.5 * (jnp.square(width) - ref_width**2)
     mu_rho_sq = jnp.square(mu_rho) + jnp.log(mass / ref_mass)
     return jnp.sqrt(jnp.maximum(mu_D_sq, 0.0)), jnp.sqrt(jnp.maximum(mu_rho_sq, 0.0))

@@ -226,13 +226,7 @@ def stress_case(
         pet = np.clip(patient.observations.pet * bias, 0.0, 1.0).astype(np.float32)
         patient = _with_observations(patient, pet=pet)
     seed = TUMOR_GROWTH_TOOLKIT_SEED if configuration == "solver" else REFERENCE_SEED
-    mu_D_ref, mu_rho_ref = referenced_growth(
-        params.mu_D,
-        params.mu_rho,
-        seed["seed_sigma_mm"],
-        seed["seed_amplitude"],
-        str(seed["seed_shape"]),
-    )
+    mu_D_ref, mu_rho_ref = referenced_growth(params.mu_D, params.mu_rho, **seed)
     truth = {
         "D_w": float(params.D_w),
         "rho": float(params.rho),
