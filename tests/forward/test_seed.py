@@ -144,6 +144,8 @@ def test_seed_moments_are_the_sums_over_a_fine_grid(x64, seed_shape, sigma_mm, a
 
 
 def test_referenced_growth_is_the_identity_for_the_reference_seed_and_inverts_by_hand(x64):
+    with pytest.raises(ValueError, match="unknown seed shape 'disc'"):
+        seed_moments(4.0, 1.0, "disc")
     mu_D, mu_rho = referenced_growth(3.5, 2.1, 4.0, 1.0)
     assert (float(mu_D), float(mu_rho)) == pytest.approx((3.5, 2.1), rel=1e-12)
     # Half the peak: ln 2 fewer e-folds of the reference; twice the variance: σ²/2 more
