@@ -8,8 +8,10 @@ lesion's T1c centre of mass, not on the point the seed was drawn around — samp
 with NumPyro NUTS through `run_inference`, and record the rank of each true value among L
 posterior draws thinned to near-independence. If the inference is calibrated the ranks are
 uniform on {0, …, L}; the script prints χ² (10 bins) and KS uniformity p-values per parameter
-and writes ``sbc.json`` (every 10 replicates and at the end, atomically; an interrupted run with
-the same settings resumes, and replicate i always uses ``fold_in(key, i)``).
+and writes ``sbc.json``. Each replicate is its own JSON file under ``--out``/sbc, written
+atomically when done, and replicate i always uses ``fold_in(key, i)``: an interrupted run with
+the same settings resumes, and ``--shard K/N`` splits the replicates over N processes (or
+machines) sharing the directory; the summary tabulates whatever is stored.
 
 Why NUTS draws, thinned: SBC needs L independent posterior draws per replicate. MCMC draws are
 autocorrelated; keeping every k-th draw of each chain with k = ⌈draws / (bulk ESS)⌉ per chain
@@ -32,6 +34,7 @@ Problem: a 12³ phantom at 10 mm, T and the imaging parameters fixed, free param
 the seed (5 dimensions).
 
     .venv/bin/python benchmarks/sbc.py --replicates 100             # long: ~1 min per replicate
+    .venv/bin/python benchmarks/sbc.py --shard 0/2 & .venv/bin/python benchmarks/sbc.py --shard 1/2
     .venv/bin/python benchmarks/sbc.py --replicates 2 --warmup 60 --draws 60 --thin 19  # smoke
 """
 
@@ -177,9 +180,27 @@ def uniformity(results: list[dict], bins: int, seed: int) -> dict:
     return table
 
 
-def write_record(path: Path, record: dict) -> None:
+def write_json(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2))
+
+
+def stored_results(directory: Path, replicates: int) -> list[dict]:
+    """The finished replicates 0 … `replicates` − 1 under `directory`, in index order."""
+    paths = (directory / f"{i:04d}.json" for i in range(replicates))
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
+
+
+def shard(text: str) -> tuple[int, int]:
+    """``K/N`` → (K, N): this process runs the replicates i with i mod N = K."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants K/N, e.g. 0/2; got {text!r}") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 0 ≤ K < N; got {text!r}")
+    return k, n
 
 
 def main(argv=None) -> int:
@@ -191,9 +212,12 @@ def main(argv=None) -> int:
     parser.add_argument("--thin", type=int, default=99, help="posterior draws per rank (L)")
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--shard", type=shard, default=(0, 1), help="K/N: run only replicates i ≡ K (mod N)"
+    )
+    parser.add_argument("--summary-only", action="store_true", help="tabulate stored replicates")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
-    path = args.out / "sbc.json"
     settings = {
         "sampler": "nuts",
         "chains": args.chains,
@@ -205,31 +229,43 @@ def main(argv=None) -> int:
         "seed_centre_mm": SEED_CENTRE_MM.tolist(),
         "seed_prior": "centred on the simulated lesion (model_data_from_patient)",
     }
-    results, seconds = [], 0.0
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous.get("settings") == settings:
-            results, seconds = previous["replicate_results"], previous["seconds"]
-            print(f"resuming after {len(results)} replicates from {path}")
-    anatomy = make_phantom((12, 12, 12), 10.0)
-    forward = phantom_forward(anatomy)
-    root = jax.random.key(args.seed)
-    start = time.perf_counter() - seconds
-    for i in range(len(results), args.replicates):
-        results.append(replicate(anatomy, forward, jax.random.fold_in(root, i), args))
-        if (i + 1) % 10 == 0 or i + 1 == args.replicates:
-            record = {
-                "settings": settings,
-                "replicates": len(results),
-                "skipped": sum("skipped" in r for r in results),
-                "seconds": time.perf_counter() - start,
-                "uniformity": uniformity(results, args.bins, args.seed),
-                "replicate_results": results,
-            }
-            write_record(path, record)
-            print(f"{i + 1} replicates, {record['seconds']:.0f} s", flush=True)
+    directory = args.out / "sbc"
+    settings_path = directory / "settings.json"
+    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
+        raise SystemExit(
+            f"{directory} holds replicates made with other settings ({settings_path}); "
+            "choose another --out or delete it"
+        )
+    write_json(settings_path, settings)
+    if not args.summary_only:
+        anatomy = make_phantom((12, 12, 12), 10.0)
+        forward = phantom_forward(anatomy)
+        root = jax.random.key(args.seed)
+        first, every = args.shard
+        mine = [i for i in range(first, args.replicates, every)]
+        todo = [i for i in mine if not (directory / f"{i:04d}.json").exists()]
+        print(f"shard {first}/{every}: {len(mine) - len(todo)} of {len(mine)} replicates done")
+        for done, i in enumerate(todo, 1):
+            started = time.perf_counter()
+            record = replicate(anatomy, forward, jax.random.fold_in(root, i), args)
+            record |= {"index": i, "seconds": time.perf_counter() - started}
+            write_json(directory / f"{i:04d}.json", record)
+            print(f"replicate {i}: {record['seconds']:.0f} s ({done}/{len(todo)})", flush=True)
+    results = stored_results(directory, args.replicates)
     table = uniformity(results, args.bins, args.seed)
     skipped = sum("skipped" in r for r in results)
+    write_json(
+        args.out / "sbc.json",
+        {
+            "settings": settings,
+            "replicates": len(results),
+            "skipped": skipped,
+            "seconds": sum(r.get("seconds", 0.0) for r in results),
+            "uniformity": table,
+            "max_r_hat": max((r.get("max_r_hat", 0.0) for r in results), default=None),
+            "min_ess_bulk": min((r.get("min_ess_bulk", math.inf) for r in results), default=None),
+        },
+    )
     print(
         f"\n{'parameter':<10} {'chi2 p':>8} {'KS p':>8}  normalised-rank histogram ({args.bins} bins)"
     )
@@ -237,7 +273,10 @@ def main(argv=None) -> int:
         chi2_p = "—" if row["chi2_p"] is None else f"{row['chi2_p']:.3f}"
         ks_p = "—" if row["ks_p"] is None else f"{row['ks_p']:.3f}"
         print(f"{name:<10} {chi2_p:>8} {ks_p:>8}  {row['histogram']}")
-    print(f"{len(results)} replicates ({skipped} skipped: no lesion); results in {path}")
+    print(
+        f"{len(results)} of {args.replicates} replicates stored ({skipped} skipped: no lesion); "
+        f"summary in {args.out / 'sbc.json'}, replicates in {directory}"
+    )
     return 0
 
 

@@ -7,15 +7,16 @@ clipped PET that every configuration shares, as real scans have):
 
 - ``threshold``: the calibration PDE on the calibration grid; masks are thresholds of u (no
   Bernoulli noise) and PET is b·u + noise clipped to [0, 1]. The mildest misfit.
-- ``resolution``: the calibration PDE on a grid `DATA_SPACING_MM` fine (2 mm), calibrated coarser.
+- ``resolution``: the calibration PDE on a grid `DATA_REFINEMENT` times finer than the
+  calibration grid (2 mm data for a 4 mm calibration, 1 mm for 2 mm).
 - ``solver``: another group's kind of solver (`explicit_euler_fk`): explicit Euler at its
   stability limit, arithmetic instead of harmonic face diffusivities, a grey/white diffusivity
   ratio of 1/5 instead of 1/10, and TumorGrowthToolkit's seed (a heat kernel of σ = √10 mm and
-  amplitude ≈ 0.5, cut at 0.1) instead of a 4 mm Gaussian of amplitude 1; at 2 mm.
-- ``boundary``: the calibration PDE at 2 mm, each segmentation moved by its own smooth random
+  amplitude ≈ 0.5, cut at 0.1) instead of a 4 mm Gaussian of amplitude 1; on the fine grid.
+- ``boundary``: the calibration PDE on the fine grid, each segmentation moved by its own smooth random
   displacement field (sd 1–3 mm, correlation length 5–20 mm; `displaced_mask`), as a rater's
   or a registration's error moves a contour along a stretch.
-- ``pet-bias``: the calibration PDE at 2 mm, PET with a smooth multiplicative bias field (±20 %
+- ``pet-bias``: the calibration PDE on the fine grid, PET with a smooth multiplicative bias field (±20 %
   sd, 30 mm correlation; `smooth_field`) before clipping.
 
 The truth of each patient is recorded in the generator's own terms (D_w, ρ, T, μ_D, μ_ρ and the
@@ -53,8 +54,9 @@ from bayestumor.workflows._synthetic import ImagingParams, simulate_patient
 
 STRESS_CONFIGURATIONS = ("threshold", "resolution", "solver", "boundary", "pet-bias")
 """The ways a stress patient's data differ from the calibration model (module docstring)."""
-DATA_SPACING_MM = 2.0
-"""Grid of the data of every configuration but ``threshold``, mm."""
+DATA_REFINEMENT = 2
+"""The data of every configuration but ``threshold`` are made on a grid this many times finer
+than the calibration grid."""
 CROP_MM = 96.0
 """Edge of the cube of MNI152 anatomy a stress patient lives in, mm."""
 SEED_REGION_MNI_MM = ((-28.0, -10.0, 20.0), (28.0, 12.0, 24.0), (-26.0, 20.0, 10.0))
@@ -203,7 +205,9 @@ def stress_case(
     """
     if configuration not in STRESS_CONFIGURATIONS:
         raise ValueError(f"unknown configuration {configuration!r}; one of {STRESS_CONFIGURATIONS}")
-    spacing = calibration_spacing_mm if configuration == "threshold" else DATA_SPACING_MM
+    spacing = calibration_spacing_mm
+    if configuration != "threshold":
+        spacing /= DATA_REFINEMENT
     key_region, key_jitter, key_truth, key_scan, key_extra = jax.random.split(key, 5)
     region = np.asarray(SEED_REGION_MNI_MM[int(jax.random.randint(key_region, (), 0, 3))])
     centre = region + np.asarray(jax.random.uniform(key_jitter, (3,), minval=-8.0, maxval=8.0))
@@ -283,7 +287,7 @@ def _with_observations(patient: Patient, **images) -> Patient:
 
 __all__ = [
     "CROP_MM",
-    "DATA_SPACING_MM",
+    "DATA_REFINEMENT",
     "STRESS_CONFIGURATIONS",
     "StressCase",
     "displaced_mask",
