@@ -92,6 +92,14 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         help="bandwidth of the misfit's spatial correlation for --likelihood calibrated, mm",
     )
     parser.add_argument(
+        "--discretisation-correction",
+        type=int,
+        default=defaults.discretisation_correction,
+        metavar="R",
+        help="correct the PDE for the grid's discretisation error, measured at the mode "
+        "against a grid R times finer on the patient's own anatomy (R >= 2; 0: none)",
+    )
+    parser.add_argument(
         "--seed-width-free",
         action="store_true",
         default=defaults.priors.seed_width_free,
@@ -153,6 +161,7 @@ def config_from(args: argparse.Namespace, base):
         ctv_probability=args.ctv_probability,
         likelihood=args.likelihood,
         misfit_length_mm=args.misfit_length,
+        discretisation_correction=args.discretisation_correction,
         seed_shape=args.seed_shape,
         seed_sigma_mm=args.seed_sigma_mm,
         seed_amplitude=args.seed_amplitude,
@@ -179,6 +188,7 @@ _OPTION_FIELDS = {
     "ctv_probability": "ctv_probability",
     "likelihood": "likelihood",
     "misfit_length": "misfit_length_mm",
+    "discretisation_correction": "discretisation_correction",
     "seed_shape": "seed_shape",
     "seed_sigma_mm": "seed_sigma_mm",
     "seed_amplitude": "seed_amplitude",

@@ -127,6 +127,11 @@ class CalibrationConfig:
             chains (`bayestumor.inference.refine_posterior`); None samples the fine grid
             directly.
         refine_warmup: warm-up iterations of those fine-grid chains.
+        discretisation_correction: r ≥ 2: correct the PDE for the grid's discretisation error,
+            measured at the mode against the PDE on a grid r times finer over the same region,
+            on the patient's own anatomy there (`bayestumor.workflows.corrected_problem`;
+            skipped when the scans are coarser than that grid); 0: no correction. Not with
+            coarse-to-fine inference, whose fine level is the correction.
         lesion_tissue: the tissue of the lesion's voxels (T1c ∪ FLAIR), one of
             `LESION_TISSUES`: ``"as-given"`` (the maps as read), ``"white-matter"`` (wm = 1),
             ``"brain"`` (wm + gm = 1 in their given ratio, CSF 0);
@@ -166,6 +171,7 @@ class CalibrationConfig:
     misfit_length_mm: float = DEFAULT_MISFIT_LENGTH_MM
     coarse_spacing_mm: float | None = DEFAULT_COARSE_SPACING_MM
     refine_warmup: int = 100
+    discretisation_correction: int = 0
 
     def __post_init__(self):
         _check_seed_and_lesion(self)
@@ -211,6 +217,12 @@ class CalibrationConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"{name} must be ≥ 0, got {value}")
+        refinement = self.discretisation_correction
+        if refinement != int(refinement) or refinement == 1 or not 0 <= refinement <= 8:
+            raise InputError(
+                f"discretisation_correction must be 0 (none) or a refinement in 2 … 8, "
+                f"got {refinement}"
+            )
         coarse = self.coarse_spacing_mm
         if coarse is not None and not (math.isfinite(coarse) and coarse > 0):
             raise InputError(f"coarse_spacing_mm must be positive (or None), got {coarse}")

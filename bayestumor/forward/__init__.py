@@ -1,6 +1,9 @@
 """Forward maps from growth parameters to tumour-cell density: the PDE and (later) a surrogate."""
 
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
+from bayestumor.forward._corrected import CorrectedForward as CorrectedForward
+from bayestumor.forward._corrected import block_average as block_average
+from bayestumor.forward._corrected import discretisation_offset as discretisation_offset
 from bayestumor.forward._pde import AdaptiveStep, FixedStep, PDEForward, relative_diffusivity
 from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM as DEFAULT_SEED_SIGMA_MM
 from bayestumor.forward._seed import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD
@@ -21,10 +24,13 @@ __all__ = [
     "TUMOR_GROWTH_TOOLKIT_SEED",
     "AbstractForwardModel",
     "AdaptiveStep",
+    "CorrectedForward",
     "FixedStep",
     "GrowthParams",
     "PDEForward",
     "SplitStep",
+    "block_average",
+    "discretisation_offset",
     "gaussian_seed",
     "referenced_growth",
     "relative_diffusivity",

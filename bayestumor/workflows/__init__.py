@@ -12,6 +12,7 @@ from bayestumor.config import CalibrationConfig as CalibrationConfig
 from bayestumor.workflows._calibrate import calibrate_patient as calibrate_patient
 from bayestumor.workflows._calibrate import calibrated_problem as calibrated_problem
 from bayestumor.workflows._calibrate import check_against_pde as check_against_pde
+from bayestumor.workflows._calibrate import corrected_problem as corrected_problem
 from bayestumor.workflows._calibrate import sample_coarse_to_fine as sample_coarse_to_fine
 from bayestumor.workflows._calibrate import sample_patient as sample_patient
 from bayestumor.workflows._evaluate import EvaluationInputs as EvaluationInputs
@@ -42,8 +43,10 @@ from bayestumor.workflows._report import report_directory as report_directory
 from bayestumor.workflows._report import summarise as summarise
 from bayestumor.workflows._report import write_run as write_run
 from bayestumor.workflows._setup import CalibrationRun as CalibrationRun
+from bayestumor.workflows._setup import DiscretisationCorrection as DiscretisationCorrection
 from bayestumor.workflows._setup import build_forward as build_forward
 from bayestumor.workflows._setup import build_problem as build_problem
+from bayestumor.workflows._setup import fine_roi_anatomy as fine_roi_anatomy
 from bayestumor.workflows._setup import region_of_interest as region_of_interest
 from bayestumor.workflows._setup import validate_patient as validate_patient
 from bayestumor.workflows._simulate import MNI152_DEFAULT_SEED_MM as MNI152_DEFAULT_SEED_MM

@@ -1,8 +1,10 @@
 """Writing a calibration: the stored run, and the report rendered from it (maps, figures, summary).
 
 A run directory holds what was sampled — ``posterior.nc``, ``diagnostics.json``,
-``config.json``, ``run.json`` (patient name, input grid, visible volumes, surrogate check) and
-``roi/`` (the patient on the region-of-interest grid, as NIfTI) — and the report rendered from
+``config.json``, ``run.json`` (patient name, input grid, visible volumes, surrogate check),
+``roi/`` (the patient on the region-of-interest grid, as NIfTI) and, when the PDE carried a
+discretisation correction, ``discretisation_offset.npy`` (its density offset on the ROI grid) —
+and the report rendered from
 it: ``maps/*.nii.gz`` in the patient's input space, ``figures/*.png`` and ``summary.json``.
 `report_directory` re-renders the report from a stored run without sampling (the density draws
 are recomputed by the forward map from the stored posterior draws).
@@ -42,8 +44,9 @@ from bayestumor.workflows._setup import CalibrationRun, build_problem
 
 RUN_FORMAT = "bayestumor-run/1"
 STORED_FILES = ("posterior.nc", "diagnostics.json", "config.json", "run.json")
-"""Files of a run directory that the report is rendered from (plus ``roi/`` and, for a
-surrogate run, ``pde_check.md``)."""
+"""Files of a run directory that the report is rendered from (plus ``roi/``, for a surrogate run
+``pde_check.md`` and for a corrected PDE `OFFSET_FILE`)."""
+OFFSET_FILE = "discretisation_offset.npy"
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,6 +134,8 @@ def write_run(
     diagnostics = dict(run.inference.diagnostics)
     if run.learning_rate is not None:
         diagnostics["likelihood"] = run.learning_rate.to_dict()
+    if run.discretisation is not None:
+        diagnostics["discretisation_correction"] = run.discretisation.to_dict()
     report = _Report(
         config=run.config,
         patient_name=run.patient_name,
@@ -166,6 +171,8 @@ def write_run(
             },
         )
         save_patient(run.roi, tmp / "roi")
+        if run.discretisation is not None:
+            np.save(tmp / OFFSET_FILE, run.discretisation.offset)
         if refinement is not None:
             (tmp / "pde_check.md").write_text(format_refinement(refinement) + "\n")
         maps, summary = _render(report, tmp, started)
@@ -235,7 +242,15 @@ def report_directory(
             roi.observations, pet_voxels_averaged=record.get("pet_voxels_averaged", 1.0)
         ),
     )
-    problem = build_problem(roi, config)
+    offset = None
+    if (run_dir / OFFSET_FILE).exists():
+        offset = np.load(run_dir / OFFSET_FILE)
+        if offset.shape != roi.grid.shape:
+            raise InputError(
+                f"offset of shape {offset.shape} on an ROI of {roi.grid.shape}",
+                run_dir / OFFSET_FILE,
+            )
+    problem = build_problem(roi, config, discretisation_offset=offset)
     names = problem.parameter_names
     posterior = datatree["posterior"]
     absent = [name for name in names if name not in posterior]
@@ -262,8 +277,9 @@ def report_directory(
         for name in STORED_FILES:
             shutil.copy2(run_dir / name, tmp / name)
         shutil.copytree(run_dir / "roi", tmp / "roi")
-        if (run_dir / "pde_check.md").exists():
-            shutil.copy2(run_dir / "pde_check.md", tmp / "pde_check.md")
+        for name in ("pde_check.md", OFFSET_FILE):
+            if (run_dir / name).exists():
+                shutil.copy2(run_dir / name, tmp / name)
         maps, summary = _render(report, tmp, started)
     return CalibrationResult(
         datatree=datatree, summary=summary, maps=maps, roi=roi, out_dir=out_dir
@@ -317,6 +333,7 @@ def _render(report: _Report, directory: Path, started: float) -> tuple[Posterior
         "flair_ml": volumes.get("flair"),
         "t1c_ml": volumes.get("t1c"),
         "likelihood": report.diagnostics.get("likelihood"),
+        "discretisation_correction": report.diagnostics.get("discretisation_correction"),
         "checks": _checks(report, maps),
         "input_notes": list(report.roi.notes),
         "pde_check": report.pde_check,
@@ -441,6 +458,12 @@ def format_summary(summary: dict[str, Any], truth: dict[str, float] | None = Non
         )
     elif likelihood:
         lines.append("likelihood: exact (every voxel independent)")
+    correction = summary.get("discretisation_correction")
+    if correction:
+        lines.append(
+            f"discretisation correction from the {correction['fine_spacing_mm']:g} mm grid: "
+            f"|ε| ≤ {correction['max_abs_offset']:.3f}"
+        )
     checks = summary.get("checks")
     if checks:
         targets = ", ".join(

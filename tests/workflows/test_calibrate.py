@@ -133,14 +133,18 @@ def test_grids_that_disagree_raise_and_leave_no_output(tmp_path):
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
-    """One tiny end-to-end calibration with PET (SMC), shared by the output and report tests."""
-    patient = synthetic_patient(pet=True)
-    config = FAST_CONFIG.replace(priors=FAST_PRIORS.replace(b=(0.6, 1.02)), plots=True)
+    """One tiny end-to-end calibration with PET (SMC), shared by the output and report tests:
+    5 mm scans fitted at 10 mm, the PDE corrected for its discretisation from the 5 mm grid."""
+    patient = synthetic_patient(pet=True, shape=(24, 24, 24), spacing=5.0)
+    config = FAST_CONFIG.replace(
+        priors=FAST_PRIORS.replace(b=(0.6, 1.02)), plots=True, discretisation_correction=2
+    )
     out = tmp_path_factory.mktemp("calibrated") / "out"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DiagnosticsWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DiagnosticsWarning)
         result = calibrate_patient(patient, out, config)
-    return patient, config, result, out
+    messages = [str(w.message) for w in caught if issubclass(w.category, DiagnosticsWarning)]
+    return patient, config, result, out, messages
 
 
 def test_end_to_end_products_are_consistent_with_the_posterior(calibrated):
@@ -148,7 +152,7 @@ def test_end_to_end_products_are_consistent_with_the_posterior(calibrated):
     are those of posterior.nc's draws; the CTV is {P(u > u*) ≥ p} of the written probability map
     and its volume is the summary's; maps live on the input grid within [0, 1]; the stored ROI
     reads back as a patient on the ROI grid; figures are real PNG images."""
-    patient, config, result, out = calibrated
+    patient, config, result, out, messages = calibrated
     summary = json.loads((out / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
     tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
@@ -179,6 +183,15 @@ def test_end_to_end_products_are_consistent_with_the_posterior(calibrated):
         assert map_grid.same_as(patient.grid) and 0 <= values.min() and values.max() <= 1, name
     assert summary["flair_ml"] == pytest.approx(patient.observations.volumes_ml()["flair"])
     assert CalibrationConfig.from_dict(json.loads((out / "config.json").read_text())) == config
+    correction = summary["discretisation_correction"]
+    assert correction["fine_spacing_mm"] == pytest.approx(5.0)
+    offset = np.load(out / "discretisation_offset.npy")
+    assert offset.shape == result.roi.grid.shape
+    assert correction["max_abs_offset"] == pytest.approx(np.abs(offset).max())
+    # On a 10 mm grid a front of a few mm is far from resolved: the correction is large, and
+    # the run says so (DiagnosticsWarning, `corrected_problem`).
+    assert 0.25 < np.abs(offset).max() <= 1.0
+    assert any("too coarse for the correction" in m for m in messages), messages
     roi = load_patient(out / "roi")
     assert roi.grid.same_as(result.roi.grid)
     np.testing.assert_array_equal(roi.observations.flair, result.roi.observations.flair)
@@ -189,9 +202,10 @@ def test_end_to_end_products_are_consistent_with_the_posterior(calibrated):
 
 def test_report_rerenders_a_stored_run_without_sampling(calibrated, tmp_path):
     """`bayestumor report` recomputes the density draws from the stored posterior draws: the
-    maps and summary equal those written at calibration time (same draws, same solver), into
-    another directory or in place; a directory that is no run is a clear error (exit 2)."""
-    _, _, _, out = calibrated
+    maps and summary equal those written at calibration time (same draws, same solver, the same
+    discretisation offset), into another directory or in place; a directory that is no run is a
+    clear error (exit 2)."""
+    _, _, _, out, _ = calibrated
     passed = json.loads((out / "diagnostics.json").read_text())["passed"]
     code = main(["report", str(out), "--out", str(tmp_path / "again"), "--no-plots"])
     assert code == (0 if passed else 3)
