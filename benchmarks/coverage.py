@@ -1,9 +1,10 @@
 """Coverage under misspecification: the stress suite (issue: honest posteriors).
 
-Calibrates stress patients (`bayestumor.workflows.stress_case`: sharp-threshold masks, data at
-2 mm calibrated at 4 mm, another solver with another seed, displaced boundaries, biased PET)
-under two arms by default (`ARMS`: ``calibrated`` and ``exact``; ``--arms pet-gain`` adds the
-PET gain field) and measures, per configuration and arm:
+Calibrates stress patients (`bayestumor.workflows.stress_case`: sharp-threshold masks, data on
+a grid twice finer than the calibration grid, another solver with another seed, displaced
+boundaries, biased PET) under two arms by default (`ARMS`: ``calibrated`` and ``exact``;
+``--arms pet-gain`` adds the PET gain field, ``--arms corrected`` that and the PDE's
+discretisation correction from the data's finer grid) and measures, per configuration and arm:
 
 - coverage of the 50 % and 90 % central intervals of μ_D,ref, μ_ρ,ref (the growth counted from
   the reference seed, `bayestumor.forward.referenced_growth`: the headline, since with the seed's
