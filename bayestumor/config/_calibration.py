@@ -131,7 +131,7 @@ class CalibrationConfig:
             measured at the mode against the PDE on a grid r times finer over the same region,
             on the patient's own anatomy there (`bayestumor.workflows.corrected_problem`;
             skipped when the scans are coarser than that grid); 0: no correction. Not with
-            coarse-to-fine inference, whose fine level is the correction.
+            coarse-to-fine inference (refused).
         lesion_tissue: the tissue of the lesion's voxels (T1c ∪ FLAIR), one of
             `LESION_TISSUES`: ``"as-given"`` (the maps as read), ``"white-matter"`` (wm = 1),
             ``"brain"`` (wm + gm = 1 in their given ratio, CSF 0);
@@ -226,6 +226,12 @@ class CalibrationConfig:
         coarse = self.coarse_spacing_mm
         if coarse is not None and not (math.isfinite(coarse) and coarse > 0):
             raise InputError(f"coarse_spacing_mm must be positive (or None), got {coarse}")
+        if refinement and self.coarse_to_fine:
+            raise InputError(
+                f"discretisation_correction corrects a grid sampled directly; at spacing "
+                f"{self.spacing_mm:g} mm the posterior is sampled coarse-to-fine from "
+                f"{coarse:g} mm: set coarse_spacing_mm to None (--coarse-spacing 0) to use it"
+            )
         if isinstance(self.priors, dict):
             object.__setattr__(self, "priors", Priors.from_dict(self.priors))
 

@@ -44,3 +44,10 @@ def test_no_fine_anatomy_from_scans_coarser_than_the_fine_grid():
 def test_a_refinement_other_than_0_or_2_to_8_is_refused(refinement):
     with pytest.raises(InputError, match="discretisation_correction"):
         CalibrationConfig(discretisation_correction=refinement)
+
+
+def test_the_correction_is_refused_with_coarse_to_fine_inference():
+    with pytest.raises(InputError, match="coarse-to-fine"):
+        CalibrationConfig(spacing_mm=2.0, discretisation_correction=2)
+    config = CalibrationConfig(spacing_mm=2.0, coarse_spacing_mm=None, discretisation_correction=2)
+    assert not config.coarse_to_fine
