@@ -217,7 +217,7 @@ def corrected_problem(
     if config.progress:
         print(
             f"discretisation correction from the {correction.fine_spacing_mm:g} mm grid: "
-            f"|ε| ≤ {np.abs(offset).max():.3f}, above 0.01 in "
+            f"|ε| ≤ {largest:.3f}, above 0.01 in "
             f"{np.count_nonzero(np.abs(offset) > 0.01)} voxels"
         )
     forward = CorrectedForward(problem.forward, jnp.asarray(offset))

@@ -20,7 +20,14 @@ from bayestumor.forward import (
     PDEForward,
     SplitStep,
 )
-from bayestumor.imaging import PET_TOLERATED_RANGE, Anatomy, Grid, Patient, crop_grid
+from bayestumor.imaging import (
+    PET_TOLERATED_RANGE,
+    Anatomy,
+    Grid,
+    Patient,
+    crop_grid,
+    resample_to_grid,
+)
 from bayestumor.inference import InferenceResult, LearningRate, Refinement
 from bayestumor.model import CalibrationProblem, model_data_from_patient
 
@@ -177,18 +184,10 @@ def fine_roi_anatomy(patient: Patient, roi: Patient, refinement: int) -> Anatomy
     start = np.round(corner).astype(int)
     if not np.allclose(corner, start, atol=1e-3):
         raise RuntimeError("the ROI is not a whole-voxel crop of the resampled patient")
-    shape = refinement * np.asarray(roi.grid.shape)
-    _, grid = crop_grid(fine.grid, start, start + shape)
+    _, grid = crop_grid(fine.grid, start, start + refinement * np.asarray(roi.grid.shape))
 
-    def crop(values: np.ndarray) -> np.ndarray:
-        out = np.zeros(tuple(shape), np.float32)
-        low = np.maximum(start, 0)
-        high = np.minimum(start + shape, fine.shape)
-        if np.all(high > low):
-            source = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
-            target = tuple(slice(a - s, b - s) for a, b, s in zip(low, high, start, strict=True))
-            out[target] = values[source]
-        return out
+    def crop(values: np.ndarray) -> np.ndarray:  # a whole-voxel shift: copied, 0 outside
+        return resample_to_grid(values, fine.grid, grid, fill=0.0)
 
     return Anatomy(wm=crop(fine.wm), gm=crop(fine.gm), csf=crop(fine.csf), grid=grid)
 
