@@ -4,7 +4,8 @@ Calibrates stress patients (`bayestumor.workflows.stress_case`: sharp-threshold 
 a grid twice finer than the calibration grid, another solver with another seed, displaced
 boundaries, biased PET) under two arms by default (`ARMS`: ``calibrated`` and ``exact``;
 ``--arms pet-gain`` adds the PET gain field, ``--arms corrected`` that and the PDE's
-discretisation correction from the data's finer grid) and measures, per configuration and arm:
+discretisation correction from the data's finer grid, ``--arms visibility-boundary`` that and
+segmentations seen through their contour's position) and measures, per configuration and arm:
 
 - coverage of the 50 % and 90 % central intervals of μ_D,ref, μ_ρ,ref (the growth counted from
   the reference seed, `bayestumor.forward.referenced_growth`: the headline, since with the seed's
@@ -94,6 +95,18 @@ ARMS = {
             seed_sigma=SEED_SIGMA_RANGE_MM,
             seed_amplitude=SEED_AMPLITUDE_RANGE,
             pet_bias=PET_BIAS_SD,
+        ),
+        "discretisation_correction": 2,
+    },
+    # The same with segmentations seen through their contour's position (Priors.visibility
+    # "boundary") instead of a density band, which sharp masks push towards steeper fronts.
+    "visibility-boundary": {
+        "likelihood": "calibrated",
+        "priors": Priors(
+            seed_sigma=SEED_SIGMA_RANGE_MM,
+            seed_amplitude=SEED_AMPLITUDE_RANGE,
+            pet_bias=PET_BIAS_SD,
+            visibility="boundary",
         ),
         "discretisation_correction": 2,
     },

@@ -18,6 +18,7 @@ from bayestumor.config import (
     SEED_AMPLITUDE_RANGE,
     SEED_SIGMA_RANGE_MM,
     TUMOUR_LABEL_CONVENTIONS,
+    VISIBILITIES,
     CalibrationConfig,
 )
 from bayestumor.errors import InputError
@@ -124,6 +125,14 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         f"of prior sd SD, e.g. {PET_BIAS_SD:g}: uptake proportional to density only up to a slow "
         "spatial gain (default: none)",
     )
+    parser.add_argument(
+        "--visibility",
+        choices=VISIBILITIES,
+        default=defaults.priors.visibility,
+        help="how a segmentation sees density: 'density', a band of density of width "
+        "sigma_alpha around u_c (Lipkova et al. 2019), or 'boundary', the contour u = u_c "
+        "displaced by a position error of sd boundary_sd mm (robust to sharp masks)",
+    )
     parser.add_argument("--threshold-u", type=float, default=defaults.threshold_u)
     parser.add_argument("--ctv-probability", type=float, default=defaults.ctv_probability)
     parser.add_argument("--no-plots", action="store_true")
@@ -142,6 +151,7 @@ def config_from(args: argparse.Namespace, base):
         priors = priors.replace(seed_amplitude=SEED_AMPLITUDE_RANGE)
     if args.pet_bias != priors.pet_bias:
         priors = priors.replace(pet_bias=args.pet_bias)
+    priors = priors.replace(visibility=args.visibility)
     return base.replace(
         forward=args.forward,
         sampler=args.sampler,
@@ -211,6 +221,8 @@ def _from_config(config, option: str, default):
         return config.priors.seed_amplitude_free
     if option == "pet_bias":
         return config.priors.pet_bias
+    if option == "visibility":
+        return config.priors.visibility
     if option == "no_plots":
         return not config.plots
     if option in _OPTION_FIELDS:

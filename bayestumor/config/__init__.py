@@ -29,6 +29,7 @@ from bayestumor.config._priors import SEED_AMPLITUDE_RANGE as SEED_AMPLITUDE_RAN
 from bayestumor.config._priors import SEED_NAMES as SEED_NAMES
 from bayestumor.config._priors import SEED_SIGMA_RANGE_MM as SEED_SIGMA_RANGE_MM
 from bayestumor.config._priors import UNITS as UNITS
+from bayestumor.config._priors import VISIBILITIES as VISIBILITIES
 from bayestumor.config._priors import Priors as Priors
 from bayestumor.config._priors import Spec as Spec
 from bayestumor.config._priors import bounds as bounds

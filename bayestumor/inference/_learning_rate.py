@@ -126,8 +126,7 @@ def misfit_sandwich(
 
     def pointwise(x):
         named = exact.constrain(unravel(x))
-        density = exact.brain_density(named)
-        return sum(exact.pointwise_log_likelihood(named, density).values())
+        return sum(exact.pointwise_log_likelihood(named, *exact.brain_fields(named)).values())
 
     offsets = jnp.concatenate([jnp.eye(d, dtype=flat.dtype), -jnp.eye(d, dtype=flat.dtype)]) * step
     values = np.asarray(jax.jit(jax.vmap(pointwise))(flat + offsets), np.float64)

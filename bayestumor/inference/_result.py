@@ -58,16 +58,17 @@ def build_result(
     every = jax.jit(jax.vmap(problem.constrain))(distinct)
     names = problem.parameter_names
     densities = batched(problem.density_volume, batch_size)(every)
-    brain = densities.reshape(densities.shape[0], -1)[:, problem.data.voxel_index]
-    loglik = jax.jit(jax.vmap(problem.pointwise_log_likelihood))(every, brain)
-    every, densities, brain = (
+    brain, slope = jax.jit(jax.vmap(problem.brain_values))(densities)
+    loglik = jax.jit(jax.vmap(problem.pointwise_log_likelihood))(every, brain, slope)
+    every, densities, brain, slope = (
         {k: v[repeat] for k, v in every.items()},
         densities[repeat],
         brain[repeat],
+        slope[repeat],
     )
     loglik = {k: v[repeat] for k, v in loglik.items()}
     keys = jax.random.split(key, brain.shape[0])
-    predictive = jax.jit(jax.vmap(problem.posterior_predictive))(keys, every, brain)
+    predictive = jax.jit(jax.vmap(problem.posterior_predictive))(keys, every, brain, slope)
     named = {name: every[name] for name in names}
 
     def by_chain(values) -> np.ndarray:

@@ -23,6 +23,8 @@ from bayestumor.model._numpyro import CONDITIONAL_PRIOR_SITES as CONDITIONAL_PRI
 from bayestumor.model._numpyro import ModelData as ModelData
 from bayestumor.model._numpyro import ScaleFreeMarginal as ScaleFreeMarginal
 from bayestumor.model._numpyro import brain_density as brain_density
+from bayestumor.model._numpyro import brain_fields as brain_fields
+from bayestumor.model._numpyro import brain_values as brain_values
 from bayestumor.model._numpyro import modalities_of as modalities_of
 from bayestumor.model._numpyro import model_data_from_patient as model_data_from_patient
 from bayestumor.model._numpyro import pet_bias_basis as pet_bias_basis
@@ -35,6 +37,8 @@ from bayestumor.model._observation import AbstractModality as AbstractModality
 from bayestumor.model._observation import ClippedNormal as ClippedNormal
 from bayestumor.model._observation import Imaging as Imaging
 from bayestumor.model._observation import Segmentation as Segmentation
+from bayestumor.model._observation import boundary_visibility as boundary_visibility
+from bayestumor.model._observation import front_slope as front_slope
 from bayestumor.model._observation import imaging_parameter_names as imaging_parameter_names
 from bayestumor.model._observation import modality as modality
 from bayestumor.model._observation import observation_model as observation_model

@@ -52,6 +52,7 @@ from bayestumor.model._observation import (
     OBSERVED_SITES,
     PET,
     AbstractModality,
+    front_slope,
     imaging_parameter_names,
     observation_model,
 )
@@ -111,7 +112,7 @@ def modalities_of(
     """The observation model of `data`'s modalities under `priors` (the PET gain field's basis
     when ``priors.pet_bias`` is set)."""
     basis = data.pet_basis if priors.pet_bias is not None else None
-    return observation_model(data.modalities, epsilon, data.pet_voxels, basis)
+    return observation_model(data.modalities, epsilon, data.pet_voxels, basis, priors.visibility)
 
 
 def model_data_from_patient(patient: Patient) -> ModelData:
@@ -297,6 +298,23 @@ def brain_density(forward: AbstractForwardModel, params: GrowthParams, data: Mod
     return forward(params).reshape(-1)[data.voxel_index]
 
 
+def brain_fields(
+    forward: AbstractForwardModel, params: GrowthParams, data: ModelData
+) -> tuple[Array, Array]:
+    """Tumour-cell density and its slope |∇u| (per mm, `front_slope`) at the brain voxels,
+    (n,) each: what the modalities' likelihoods read."""
+    volume = forward(params)
+    return brain_values(volume, forward.grid.spacing_mm, data)
+
+
+def brain_values(
+    volume: Float[Array, "x y z"], spacing_mm: tuple[float, float, float], data: ModelData
+) -> tuple[Array, Array]:
+    """A density `volume` on the ROI grid and its slope (`front_slope`) at the brain voxels."""
+    slope = front_slope(volume, spacing_mm)
+    return volume.reshape(-1)[data.voxel_index], slope.reshape(-1)[data.voxel_index]
+
+
 def tumour_model(
     forward: AbstractForwardModel,
     data: ModelData,
@@ -332,12 +350,12 @@ def tumour_model(
     imaging = sample_imaging_params(priors, modalities)
     if not include_likelihood:
         return
-    density = brain_density(forward, params, data)
+    density, slope = brain_fields(forward, params, data)
     with numpyro.handlers.scale(scale=learning_rate):
         for modality in modalities:
             numpyro.sample(
                 modality.name,
-                modality.distribution(density, imaging),
+                modality.distribution(density, imaging, slope),
                 obs=data.observed[modality.name],
             )
 
@@ -347,6 +365,8 @@ __all__ = [
     "ModelData",
     "ScaleFreeMarginal",
     "brain_density",
+    "brain_fields",
+    "brain_values",
     "modalities_of",
     "model_data_from_patient",
     "pet_bias_basis",

@@ -15,7 +15,14 @@ from numpyro.infer.util import initialize_model, unconstrain_fn
 from bayestumor._custom_types import Array, PRNGKeyArray
 from bayestumor.config import SEED_NAMES, Priors
 from bayestumor.forward import AbstractForwardModel, GrowthParams
-from bayestumor.model._numpyro import ModelData, brain_density, modalities_of, tumour_model
+from bayestumor.model._numpyro import (
+    ModelData,
+    brain_density,
+    brain_fields,
+    brain_values,
+    modalities_of,
+    tumour_model,
+)
 from bayestumor.model._observation import (
     DEFAULT_EPSILON,
     AbstractModality,
@@ -177,25 +184,42 @@ class CalibrationProblem:
         seed = [*SEED_NAMES, *self.priors.seed_nuisance_names]
         return [*growth, *seed, *imaging_parameter_names(self.modalities)]
 
-    def pointwise_log_likelihood(self, named: dict[str, Array], density: Array) -> dict[str, Array]:
-        """Per-voxel log-likelihood of each observed modality at the brain voxels, (n,) each."""
+    def pointwise_log_likelihood(
+        self, named: dict[str, Array], density: Array, slope: Array | None = None
+    ) -> dict[str, Array]:
+        """Per-voxel log-likelihood of each observed modality at the brain voxels, (n,) each
+        (`slope`: |∇u| there, as `brain_fields` gives it; needed by the boundary visibility)."""
         return {
-            m.name: m.log_likelihood(self.data.observed[m.name], density, named)
+            m.name: m.log_likelihood(self.data.observed[m.name], density, named, slope)
             for m in self.modalities
         }
 
     def posterior_predictive(
-        self, key: PRNGKeyArray, named: dict[str, Array], density: Array
+        self,
+        key: PRNGKeyArray,
+        named: dict[str, Array],
+        density: Array,
+        slope: Array | None = None,
     ) -> dict[str, Array]:
         """One replicated image y_rep ~ p(y | θ) per modality at the brain voxels, (n,) each."""
         keys = jax.random.split(key, len(self.modalities))
         return {
-            m.name: m.sample(k, density, named) for m, k in zip(self.modalities, keys, strict=True)
+            m.name: m.sample(k, density, named, slope)
+            for m, k in zip(self.modalities, keys, strict=True)
         }
 
     def brain_density(self, named: dict[str, Array]) -> Array:
         """Density at the brain voxels for one set of named parameters, (n,)."""
         return brain_density(self.sampling_forward, self.growth_params(named), self.data)
+
+    def brain_fields(self, named: dict[str, Array]) -> tuple[Array, Array]:
+        """Density and its slope |∇u| (per mm) at the brain voxels, (n,) each."""
+        return brain_fields(self.sampling_forward, self.growth_params(named), self.data)
+
+    def brain_values(self, volume: Array) -> tuple[Array, Array]:
+        """A density volume on the ROI grid (`density_volume`) and its slope at the brain
+        voxels, (n,) each."""
+        return brain_values(volume, self.sampling_forward.grid.spacing_mm, self.data)
 
     def density_volume(self, named: dict[str, Array]) -> Array:
         """Density on the whole ROI grid for one set of named parameters, (x, y, z)."""

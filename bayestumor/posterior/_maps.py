@@ -24,7 +24,7 @@ import numpy as np
 
 from bayestumor.config import DEFAULT_CTV_PROBABILITY, DEFAULT_THRESHOLD_U
 from bayestumor.imaging import Grid, save_nifti, to_original_space
-from bayestumor.model import AbstractModality
+from bayestumor.model import AbstractModality, front_slope
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 
@@ -106,10 +106,11 @@ def posterior_maps(
     quantile_maps = np.asarray(jnp.quantile(u, levels, axis=0), np.float32)
     imaging = {name: jnp.asarray(v, jnp.float32) for name, v in (imaging or {}).items()}
     predicted = {}
+    slope = jax.vmap(lambda volume: front_slope(volume, grid.spacing_mm))(u)
     for modality in modalities:
         if all(name in imaging for name in modality.parameter_names):
             draws = {name: imaging[name] for name in modality.parameter_names}
-            expected = jax.vmap(modality.expected)(u, draws)
+            expected = jax.vmap(modality.expected)(u, draws, slope)
             predicted[modality.expected_map_name] = np.asarray(jnp.mean(expected, 0), np.float32)
     return PosteriorMaps(
         grid=grid,

@@ -12,7 +12,7 @@ from bayestumor._custom_types import PRNGKeyArray
 from bayestumor.errors import SolverError
 from bayestumor.forward import AbstractForwardModel, GrowthParams, PDEForward
 from bayestumor.imaging import Anatomy, Observations, Patient
-from bayestumor.model import DEFAULT_EPSILON, observation_model
+from bayestumor.model import DEFAULT_EPSILON, front_slope, observation_model
 
 
 class ImagingParams(NamedTuple):
@@ -20,13 +20,15 @@ class ImagingParams(NamedTuple):
 
     Attributes:
         u_c_t1c: T1c visibility threshold. u_c_flair: FLAIR visibility threshold.
-        sigma_alpha: width of the visibility transition. b: PET uptake per unit density.
-        sigma: PET noise sd.
+        sigma_alpha: width of the visibility transition (density visibility).
+        boundary_sd: sd of a contour's position, mm (boundary visibility).
+        b: PET uptake per unit density. sigma: PET noise sd.
     """
 
     u_c_t1c: float = 0.7
     u_c_flair: float = 0.25
     sigma_alpha: float = 0.06
+    boundary_sd: float = 1.0
     b: float = 0.85
     sigma: float = 0.05
 
@@ -42,6 +44,7 @@ def simulate_patient(
     pet: bool = True,
     name: str = "synthetic",
     epsilon: float = DEFAULT_EPSILON,
+    visibility: str = "density",
 ) -> Patient:
     """A patient whose scans come from the growth model with known parameters.
 
@@ -64,6 +67,8 @@ def simulate_patient(
         pet: also simulate PET.
         name: patient name.
         epsilon: clipping of α (as in the model).
+        visibility: the segmentations' visibility law for ``noisy=True``
+            (`bayestumor.model.Segmentation.visibility`).
     """
     if forward is None:
         forward = PDEForward.from_anatomy(anatomy)
@@ -73,13 +78,14 @@ def simulate_patient(
         raise SolverError("the forward model returned non-finite densities for these parameters")
     brain = jnp.asarray(anatomy.brain_mask)
     names = ("t1c", "flair", "pet") if pet else ("t1c", "flair")
-    modalities = observation_model(names, epsilon)
+    modalities = observation_model(names, epsilon, visibility=visibility)
     keys = jax.random.split(key, len(modalities))
     truth = {name: jnp.asarray(value, density.dtype) for name, value in imaging._asdict().items()}
+    slope = front_slope(density, anatomy.grid.spacing_mm)
     images = {}
     for modality, subkey in zip(modalities, keys, strict=True):
         if noisy:
-            image = modality.stored(modality.sample(subkey, density, truth))
+            image = modality.stored(modality.sample(subkey, density, truth, slope))
         else:
             image = modality.idealised(subkey, density, truth)
         images[modality.name] = np.asarray(jnp.where(brain, image, 0).astype(image.dtype))
@@ -110,7 +116,8 @@ def demo_patient(
 
     Returns:
         The patient (on the `spacing_mm` MNI grid) and the true values by parameter name
-        (``mu_D, mu_rho, seed_x, seed_y, seed_z`` and the imaging parameters).
+        (``mu_D, mu_rho, seed_x, seed_y, seed_z`` and the imaging parameters but the
+        contour widths, which sharp masks do not have).
     """
     from bayestumor.imaging import load_mni152
 
@@ -129,7 +136,8 @@ def demo_patient(
         "seed_x": float(seed_mm[0]),
         "seed_y": float(seed_mm[1]),
         "seed_z": float(seed_mm[2]),
-        **imaging._asdict(),
+        # The masks are sharp thresholds: their contours have no width to be true of.
+        **{k: v for k, v in imaging._asdict().items() if k not in ("sigma_alpha", "boundary_sd")},
     }
     return patient, truth
 
