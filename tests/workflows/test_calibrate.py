@@ -256,6 +256,8 @@ def test_single_chain_gradient_samplers_run_end_to_end(tmp_path, sampler):
 
 
 def test_cli_calibrate_with_config_file(tmp_path):
+    """Options given on the command line override the config file's (the boundary visibility
+    among them, which then runs end to end: its contour sd is sampled and summarised)."""
     patient = synthetic_patient(pet=False)
     directory = _write_patient(tmp_path / "patient", patient)
     config_file = tmp_path / "config.json"
@@ -274,6 +276,8 @@ def test_cli_calibrate_with_config_file(tmp_path):
                 "3",
                 "--stepping",
                 "heun",
+                "--visibility",
+                "boundary",
                 "--quiet",
             ]
         )
@@ -281,6 +285,11 @@ def test_cli_calibrate_with_config_file(tmp_path):
     written = json.loads((tmp_path / "out" / "config.json").read_text())
     assert written["seed"] == 3 and written["spacing_mm"] == 10.0 and written["stepping"] == "heun"
     assert written["priors"]["T"] == FAST_PRIORS.T
+    assert written["priors"]["visibility"] == "boundary"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    low, high = FAST_PRIORS.boundary_sd
+    assert "sigma_alpha" not in summary["parameters"]
+    assert low <= summary["parameters"]["boundary_sd"]["mean"] <= high
 
 
 def test_cli_runs_nuts_chains_in_parallel_on_cpu_cores(tmp_path):
