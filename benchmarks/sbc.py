@@ -53,6 +53,7 @@ import numpy as np
 from scipy import stats
 
 from bayestumor import PDEForward, make_phantom
+from bayestumor.config import VISIBILITIES
 from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.forward import FixedStep, GrowthParams
 from bayestumor.inference import run_inference
@@ -69,6 +70,7 @@ PRIORS = Priors(
     u_c_t1c=IMAGING.u_c_t1c,
     u_c_flair=IMAGING.u_c_flair,
     sigma_alpha=IMAGING.sigma_alpha,
+    boundary_sd=IMAGING.boundary_sd,
 )
 SEED_CENTRE_MM = np.array([15.0, 5.0, 0.0])
 """Centre of the distribution the true seeds are drawn from (white matter of the phantom)."""
@@ -107,7 +109,7 @@ def thinned(values: np.ndarray, ess: float) -> np.ndarray:
     return values[:, ::step].reshape(-1)
 
 
-def replicate(anatomy, forward: PDEForward, key, args) -> dict:
+def replicate(anatomy, forward: PDEForward, key, args, priors: Priors) -> dict:
     """One SBC replicate: truth, simulated patient, NUTS posterior, ranks (or a skip)."""
     key_truth, key_data, key_post, key_pick = jax.random.split(key, 4)
     truth = draw_truth(key_truth, anatomy)
@@ -118,13 +120,20 @@ def replicate(anatomy, forward: PDEForward, key, args) -> dict:
         seed_mm=jnp.asarray([truth[f"seed_{a}"] for a in "xyz"], jnp.float32),
     )
     patient = simulate_patient(
-        anatomy, params, IMAGING, key_data, forward=forward, noisy=True, pet=False
+        anatomy,
+        params,
+        IMAGING,
+        key_data,
+        forward=forward,
+        noisy=True,
+        pet=False,
+        visibility=priors.visibility,
     )
     try:
         data = model_data_from_patient(patient)  # seed prior centred on the simulated lesion
     except InputError as error:
         return {"skipped": str(error), "truth": truth}
-    problem = CalibrationProblem(forward, data, PRIORS)
+    problem = CalibrationProblem(forward, data, priors)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
         result = run_inference(
@@ -215,9 +224,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--shard", type=shard, default=(0, 1), help="K/N: run only replicates i ≡ K (mod N)"
     )
+    parser.add_argument(
+        "--visibility",
+        choices=VISIBILITIES,
+        default=PRIORS.visibility,
+        help="the segmentations' visibility law, in the data and in the fit",
+    )
     parser.add_argument("--summary-only", action="store_true", help="tabulate stored replicates")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
+    priors = PRIORS.replace(visibility=args.visibility)
     settings = {
         "sampler": "nuts",
         "chains": args.chains,
@@ -225,7 +241,7 @@ def main(argv=None) -> int:
         "draws": args.draws,
         "thin": args.thin,
         "seed": args.seed,
-        "priors": PRIORS.to_dict(),
+        "priors": priors.to_dict(),
         "seed_centre_mm": SEED_CENTRE_MM.tolist(),
         "seed_prior": "centred on the simulated lesion (model_data_from_patient)",
     }
@@ -247,7 +263,7 @@ def main(argv=None) -> int:
         print(f"shard {first}/{every}: {len(mine) - len(todo)} of {len(mine)} replicates done")
         for done, i in enumerate(todo, 1):
             started = time.perf_counter()
-            record = replicate(anatomy, forward, jax.random.fold_in(root, i), args)
+            record = replicate(anatomy, forward, jax.random.fold_in(root, i), args, priors)
             record |= {"index": i, "seconds": time.perf_counter() - started}
             write_json(directory / f"{i:04d}.json", record)
             print(f"replicate {i}: {record['seconds']:.0f} s ({done}/{len(todo)})", flush=True)
