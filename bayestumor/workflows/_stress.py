@@ -18,6 +18,9 @@ clipped PET that every configuration shares, as real scans have):
   or a registration's error moves a contour along a stretch.
 - ``pet-bias``: the calibration PDE on the fine grid, PET with a smooth multiplicative bias field (±20 %
   sd, 30 mm correlation; `smooth_field`) before clipping.
+- ``mri-only``: ``resolution`` without PET, as most patients come: the sharp T1c and FLAIR
+  contours alone carry the growth, so the segmentations' visibility law is what is tested
+  (`bayestumor.config.Priors.visibility`).
 
 The truth of each patient is recorded in the generator's own terms (D_w, ρ, T, μ_D, μ_ρ and the
 seed). For ``solver`` that is the other solver's T, measured from its own (smaller) seed: a
@@ -52,7 +55,7 @@ from bayestumor.forward import (
 from bayestumor.imaging import Anatomy, Observations, Patient, load_mni152
 from bayestumor.workflows._synthetic import ImagingParams, simulate_patient
 
-STRESS_CONFIGURATIONS = ("threshold", "resolution", "solver", "boundary", "pet-bias")
+STRESS_CONFIGURATIONS = ("threshold", "resolution", "solver", "boundary", "pet-bias", "mri-only")
 """The ways a stress patient's data differ from the calibration model (module docstring)."""
 DATA_REFINEMENT = 2
 """The data of every configuration but ``threshold`` are made on a grid this many times finer
@@ -229,6 +232,8 @@ def stress_case(
         bias = 1.0 + 0.2 * smooth_field(key_extra, anatomy.shape, spacing, 30.0)
         pet = np.clip(patient.observations.pet * bias, 0.0, 1.0).astype(np.float32)
         patient = _with_observations(patient, pet=pet)
+    if configuration == "mri-only":
+        patient = _with_observations(patient, pet=None)
     seed = TUMOR_GROWTH_TOOLKIT_SEED if configuration == "solver" else REFERENCE_SEED
     mu_D_ref, mu_rho_ref = referenced_growth(params.mu_D, params.mu_rho, **seed)
     truth = {

@@ -120,6 +120,7 @@ def test_stress_cases_show_a_lesion_and_record_their_truth(configuration):
     else:
         assert case.truth["mu_D_ref"] == pytest.approx(case.truth["mu_D"], rel=1e-6)
         assert case.truth["mu_rho_ref"] == pytest.approx(case.truth["mu_rho"], rel=1e-6)
+    assert (case.patient.observations.pet is None) == (configuration == "mri-only")
     if configuration == "threshold":
         flair = case.patient.observations.flair
         np.testing.assert_array_equal(
