@@ -64,7 +64,7 @@ def build_result(
         {k: v[repeat] for k, v in every.items()},
         densities[repeat],
         brain[repeat],
-        slope[repeat],
+        None if slope is None else slope[repeat],
     )
     loglik = {k: v[repeat] for k, v in loglik.items()}
     keys = jax.random.split(key, brain.shape[0])

@@ -224,6 +224,11 @@ class AbstractModality(eqx.Module):
         """Imaging parameters this modality's likelihood depends on."""
 
     @property
+    def reads_slope(self) -> bool:
+        """Whether the likelihood reads the density's slope |∇u| (`front_slope`) too."""
+        return False
+
+    @property
     @abc.abstractmethod
     def expected_map_name(self) -> str:
         """File stem of the posterior mean of `expected` (e.g. ``flair_probability``)."""
@@ -295,6 +300,10 @@ class Segmentation(AbstractModality):
     def __check_init__(self):
         if self.visibility not in VISIBILITIES:
             raise InputError(f"unknown visibility {self.visibility!r}; known: {VISIBILITIES}")
+
+    @property
+    def reads_slope(self) -> bool:
+        return self.visibility == "boundary"
 
     @property
     def parameter_names(self) -> tuple[str, ...]:

@@ -216,9 +216,16 @@ class CalibrationProblem:
         """Density and its slope |∇u| (per mm) at the brain voxels, (n,) each."""
         return brain_fields(self.sampling_forward, self.growth_params(named), self.data)
 
-    def brain_values(self, volume: Array) -> tuple[Array, Array]:
+    @property
+    def reads_slope(self) -> bool:
+        """Whether a modality's likelihood reads the density's slope (boundary visibility)."""
+        return any(m.reads_slope for m in self.modalities)
+
+    def brain_values(self, volume: Array) -> tuple[Array, Array | None]:
         """A density volume on the ROI grid (`density_volume`) and its slope at the brain
-        voxels, (n,) each."""
+        voxels, (n,) each; the slope is None when no modality reads it."""
+        if not self.reads_slope:
+            return volume.reshape(-1)[self.data.voxel_index], None
         return brain_values(volume, self.sampling_forward.grid.spacing_mm, self.data)
 
     def density_volume(self, named: dict[str, Array]) -> Array:

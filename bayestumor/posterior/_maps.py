@@ -106,7 +106,9 @@ def posterior_maps(
     quantile_maps = np.asarray(jnp.quantile(u, levels, axis=0), np.float32)
     imaging = {name: jnp.asarray(v, jnp.float32) for name, v in (imaging or {}).items()}
     predicted = {}
-    slope = jax.vmap(lambda volume: front_slope(volume, grid.spacing_mm))(u)
+    slope = None
+    if any(m.reads_slope for m in modalities):
+        slope = jax.vmap(lambda volume: front_slope(volume, grid.spacing_mm))(u)
     for modality in modalities:
         if all(name in imaging for name in modality.parameter_names):
             draws = {name: imaging[name] for name in modality.parameter_names}

@@ -81,7 +81,8 @@ def simulate_patient(
     modalities = observation_model(names, epsilon, visibility=visibility)
     keys = jax.random.split(key, len(modalities))
     truth = {name: jnp.asarray(value, density.dtype) for name, value in imaging._asdict().items()}
-    slope = front_slope(density, anatomy.grid.spacing_mm)
+    reads_slope = noisy and any(m.reads_slope for m in modalities)
+    slope = front_slope(density, anatomy.grid.spacing_mm) if reads_slope else None
     images = {}
     for modality, subkey in zip(modalities, keys, strict=True):
         if noisy:
