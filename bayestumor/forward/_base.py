@@ -25,6 +25,9 @@ class GrowthParams(eqx.Module):
             own fixed width (`PDEForward.seed_sigma_mm`).
         seed_amplitude: peak density of the seed, in (0, 1], when it is a parameter; None: the
             forward map's own (`PDEForward.seed_amplitude`).
+        gm_ratio: D_w / D_g ≥ 1, the white/grey diffusivity ratio, when it is a parameter
+            (sampled as a nuisance: tools disagree on it); None: the forward map's own
+            (`PDEForward.gm_ratio`, 10).
     """
 
     D_w: Float[ArrayLike, "*batch"]
@@ -33,6 +36,7 @@ class GrowthParams(eqx.Module):
     seed_mm: Float[ArrayLike, "*batch 3"]
     seed_sigma_mm: Float[ArrayLike, "*batch"] | None = None
     seed_amplitude: Float[ArrayLike, "*batch"] | None = None
+    gm_ratio: Float[ArrayLike, "*batch"] | None = None
 
     @classmethod
     def from_scale_free(
@@ -43,6 +47,7 @@ class GrowthParams(eqx.Module):
         T: Float[ArrayLike, "*batch"] = 1.0,
         seed_sigma_mm: Float[ArrayLike, "*batch"] | None = None,
         seed_amplitude: Float[ArrayLike, "*batch"] | None = None,
+        gm_ratio: Float[ArrayLike, "*batch"] | None = None,
     ) -> GrowthParams:
         """Physical parameters from the scale-free ones μ_D = √(D_w T) [mm], μ_ρ = √(ρ T) [-].
 
@@ -57,6 +62,7 @@ class GrowthParams(eqx.Module):
             seed_mm=seed_mm,
             seed_sigma_mm=seed_sigma_mm,
             seed_amplitude=seed_amplitude,
+            gm_ratio=gm_ratio,
         )
 
     @property

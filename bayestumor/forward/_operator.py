@@ -40,6 +40,12 @@ def _face_jumps(u: Array, axis: int) -> Array:
     return jnp.pad(jnp.diff(u, axis=axis), pad)
 
 
+def face_cotangents(g: Array, u: Array) -> tuple[Array, Array, Array]:
+    """∂⟨g, Lu⟩/∂k_f for every face f: −Δg·Δu, the jumps of g and u across the face (L is
+    linear in its face coefficients)."""
+    return tuple(-_face_jumps(g, axis) * _face_jumps(u, axis) for axis in range(3))
+
+
 @jax.custom_vjp
 def _divergence(u: Array, faces: tuple[Array, Array, Array]) -> Array:
     """The discrete operator L u = ∇·(k∇u); L is symmetric, which its VJP uses."""
@@ -53,12 +59,20 @@ def _divergence_fwd(u, faces):
 def _divergence_bwd(residuals, cotangent):
     # L is symmetric (a face's coefficient couples its two voxels both ways), so the cotangent of
     # u is L applied to the cotangent: again one fused pass, where JAX's automatic transpose of
-    # the slices would build slow pads. For a face f with jump Δu: ∂⟨g, Lu⟩/∂k_f = −Δg·Δu.
+    # the slices would build slow pads.
     u, faces = residuals
-    face_cotangents = tuple(
-        -_face_jumps(cotangent, axis) * _face_jumps(u, axis) for axis in range(3)
-    )
-    return _apply_operator(cotangent, faces), face_cotangents
+    return _apply_operator(cotangent, faces), face_cotangents(cotangent, u)
 
 
 _divergence.defvjp(_divergence_fwd, _divergence_bwd)
+
+
+def faces_perturbed(faces: tuple) -> bool:
+    """Whether a custom VJP's `faces` input is differentiated (with ``symbolic_zeros``): only
+    then do the solvers' adjoints accumulate face cotangents (a traced grey/white ratio)."""
+    return any(leaf.perturbed for leaf in jax.tree.leaves(faces))
+
+
+def _add(total: tuple[Array, ...], *terms: tuple[Array, ...]) -> tuple[Array, ...]:
+    """Per-axis sum of face-array triples."""
+    return tuple(sum(parts) for parts in zip(total, *terms, strict=True))

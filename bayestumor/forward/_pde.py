@@ -37,7 +37,7 @@ from jax.custom_derivatives import custom_vjp_primal_tree_values
 
 from bayestumor._custom_types import Array, ArrayLike, Float, Vector3, Volume
 from bayestumor.forward._base import AbstractForwardModel, GrowthParams
-from bayestumor.forward._operator import _divergence
+from bayestumor.forward._operator import _add, _divergence, face_cotangents, faces_perturbed
 from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM, check_seed_options, seed_density
 from bayestumor.forward._splitting import (
     SplitStep,
@@ -109,23 +109,33 @@ def relative_diffusivity(
     return np.clip(np.asarray(wm, np.float64) + np.asarray(gm, np.float64) / gm_ratio, 0.0, 1.0)
 
 
-def _face_coefficients(k: np.ndarray, spacing_mm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _face_coefficients(k, spacing_mm, xp=np) -> tuple:
     """Harmonic-mean face diffusivities over h², one array per axis (1/mm²).
 
     Along axis a the array has one more entry than the grid: entry i is the face between voxels
     i − 1 and i, and the two outer faces (the domain boundary) are 0, which is the zero-flux
-    condition.
+    condition. `xp` is NumPy (building a solver) or jax.numpy (a traced grey/white ratio).
     """
     faces = []
     for axis, h in enumerate(spacing_mm):
-        lo = np.take(k, np.arange(k.shape[axis] - 1), axis=axis)
-        hi = np.take(k, np.arange(1, k.shape[axis]), axis=axis)
+        lo = xp.take(k, xp.arange(k.shape[axis] - 1), axis=axis)
+        hi = xp.take(k, xp.arange(1, k.shape[axis]), axis=axis)
         total = lo + hi
-        harmonic = np.where(total > 0, 2.0 * lo * hi / np.where(total > 0, total, 1.0), 0.0)
+        harmonic = xp.where(total > 0, 2.0 * lo * hi / xp.where(total > 0, total, 1.0), 0.0)
         pad = [(0, 0)] * 3
         pad[axis] = (1, 1)
-        faces.append(np.pad(harmonic / h**2, pad))
+        faces.append(xp.pad(harmonic / h**2, pad))
     return tuple(faces)
+
+
+def _gershgorin(faces) -> float:
+    """Bound on the spectral radius of ∇·(k∇·) with these faces: max_i 2 Σ_faces(i) k_f / h²."""
+    row_sum = sum(
+        np.take(face, np.arange(1, face.shape[axis]), axis=axis)
+        + np.take(face, np.arange(face.shape[axis] - 1), axis=axis)
+        for axis, face in enumerate(faces)
+    )
+    return float(2.0 * row_sum.max())
 
 
 def _heun_step(u: Array, dt, a, r, faces) -> tuple[Array, Array]:
@@ -152,8 +162,7 @@ def _heun_solve(layout, u0, a, r, steps, dt, faces):
 
 
 def _heun_solve_fwd(layout, u0, a, r, steps, dt, faces):
-    if any(leaf.perturbed for leaf in jax.tree.leaves(faces)):
-        raise NotImplementedError("derivatives with respect to the anatomy are not implemented")
+    track_faces = faces_perturbed(faces)
     u0, a, r, steps, dt, faces = custom_vjp_primal_tree_values((u0, a, r, steps, dt, faces))
     segment, count = layout
     n = steps.astype(jnp.int32)
@@ -168,7 +177,7 @@ def _heun_solve_fwd(layout, u0, a, r, steps, dt, faces):
     store = jnp.zeros((count, *u0.shape), u0.dtype)
     u, store = jax.lax.fori_loop(0, jnp.minimum(n, segment * count), step, (u0, store))
     u = jnp.where(n <= segment * count, u, jnp.nan)
-    return u, (store, a, r, n, dt, faces)
+    return u, (store, a, r, n, dt, faces, track_faces)
 
 
 def _heun_solve_bwd(layout, residuals, cotangent):
@@ -176,8 +185,9 @@ def _heun_solve_bwd(layout, residuals, cotangent):
     # f(y) = a·Ly + r·y(1 − y) and Jf(y)ᵀg = a·Lg + r(1 − 2y)g (L is symmetric):
     #   ḡk2 = dt/2·ḡ,  ḡz = Jf(z)ᵀḡk2,  ḡk1 = dt/2·ḡ + dt·ḡz,  ḡy = ḡ + ḡz + Jf(y)ᵀḡk1,
     #   ∂/∂a = ⟨ḡk2, Lz⟩ + ⟨ḡk1, Ly⟩ = ⟨Lḡk2, z⟩ + ⟨Lḡk1, y⟩  (no extra operator applications),
-    #   ∂/∂r = ⟨ḡk2, z(1 − z)⟩ + ⟨ḡk1, y(1 − y)⟩.
-    store, a, r, n, dt, faces = residuals
+    #   ∂/∂r = ⟨ḡk2, z(1 − z)⟩ + ⟨ḡk1, y(1 − y)⟩,
+    #   ∂/∂k_f = a·(−Δḡk2·Δz − Δḡk1·Δy) per face (only when the faces are traced).
+    store, a, r, n, dt, faces, track_faces = residuals
     segment, count = layout
     n_segments = (n + segment - 1) // segment
     empty = jnp.zeros((segment, *cotangent.shape), cotangent.dtype)
@@ -195,7 +205,7 @@ def _heun_solve_bwd(layout, residuals, cotangent):
         _, ys, zs = jax.lax.fori_loop(start, stop, recompute, (store[j], empty, empty))
 
         def adjoint_step(k, carry):
-            g, g_a, g_r = carry
+            g, g_a, g_r, g_faces = carry
             local = stop - 1 - k - start
             y, z = ys[local], zs[local]
             g_k2 = 0.5 * dt * g
@@ -207,18 +217,26 @@ def _heun_solve_bwd(layout, residuals, cotangent):
             # Accumulated voxel-wise (fused with the update above), reduced once per segment.
             g_a = g_a + L_g_k2 * z + L_g_k1 * y
             g_r = g_r + g_k2 * z * (1.0 - z) + g_k1 * y * (1.0 - y)
-            return g, g_a, g_r
+            if track_faces:
+                g_faces = _add(g_faces, face_cotangents(g_k2, z), face_cotangents(g_k1, y))
+            return g, g_a, g_r, g_faces
 
-        g, g_a_sum, g_r_sum = carry
+        g, g_a_sum, g_r_sum, g_faces = carry
         zeros = jnp.zeros_like(g)
-        g, g_a, g_r = jax.lax.fori_loop(0, stop - start, adjoint_step, (g, zeros, zeros))
-        return g, g_a_sum + jnp.sum(g_a), g_r_sum + jnp.sum(g_r)
+        g, g_a, g_r, g_faces = jax.lax.fori_loop(
+            0, stop - start, adjoint_step, (g, zeros, zeros, g_faces)
+        )
+        return g, g_a_sum + jnp.sum(g_a), g_r_sum + jnp.sum(g_r), g_faces
 
     zero = jnp.zeros((), cotangent.dtype)
-    g, g_a, g_r = jax.lax.fori_loop(0, n_segments, adjoint_segment, (cotangent, zero, zero))
+    no_faces = tuple(jnp.zeros_like(face) for face in faces) if track_faces else None
+    g, g_a, g_r, g_faces = jax.lax.fori_loop(
+        0, n_segments, adjoint_segment, (cotangent, zero, zero, no_faces)
+    )
     ok = n <= segment * count
     nan_if_over = lambda x: jnp.where(ok, x, jnp.nan)  # noqa: E731
-    return nan_if_over(g), nan_if_over(g_a), nan_if_over(g_r), None, None, None
+    g_faces = tuple(nan_if_over(a * face) for face in g_faces) if track_faces else None
+    return nan_if_over(g), nan_if_over(g_a), nan_if_over(g_r), None, None, g_faces
 
 
 _heun_solve.defvjp(_heun_solve_fwd, _heun_solve_bwd, symbolic_zeros=True)
@@ -232,15 +250,21 @@ class PDEForward(AbstractForwardModel):
     `jit`-ed, `vmap`-ed over parameter batches and differentiated in every parameter.
 
     Attributes:
-        faces: harmonic-mean relative face diffusivities over h² per axis (1/mm²).
+        faces: harmonic-mean relative face diffusivities over h² per axis (1/mm²), at the
+            solver's own grey/white ratio.
         habitable: 1 where tumour cells can live (k > 0), else 0.
+        tissues: white- and grey-matter probabilities in the habitable voxels, from which
+            `faces_for` rebuilds the faces at another ratio (`GrowthParams.gm_ratio`).
         world_to_voxel: inverse of the grid affine (4×4).
         spacing_mm: voxel size per axis (mm).
         seed_sigma_mm: standard deviation of the Gaussian initial condition (mm).
         seed_amplitude: peak density of the initial condition.
         seed_shape: ``"gaussian"`` or ``"heat-kernel"`` (the Gaussian cut at density 0.1, as
             TumorGrowthToolkit seeds); see `bayestumor.forward.seed_density`.
+        gm_ratio: D_w / D_g of `faces`, used when a call's `GrowthParams.gm_ratio` is None.
         lambda_per_mm2: Gershgorin bound on the spectrum of ∇·(k∇·), 1/mm².
+        lambda_any_ratio_per_mm2: the same bound for every ratio ≥ 1 (the steps of solves
+            whose ratio is a parameter are sized with it).
         stepping: `FixedStep` (default), `SplitStep` (Strang splitting with the exact logistic
             step and Runge–Kutta–Chebyshev diffusion; opt-in) or `AdaptiveStep`.
         max_steps: hard bound on solver steps per solve.
@@ -254,11 +278,14 @@ class PDEForward(AbstractForwardModel):
 
     faces: tuple[Array, Array, Array]
     habitable: Array
+    tissues: tuple[Array, Array]
     world_to_voxel: Array
     spacing_mm: tuple[float, float, float] = eqx.field(static=True)
     seed_sigma_mm: float = eqx.field(static=True)
     seed_amplitude: float = eqx.field(static=True)
+    gm_ratio: float = eqx.field(static=True)
     lambda_per_mm2: float = eqx.field(static=True)
+    lambda_any_ratio_per_mm2: float = eqx.field(static=True)
     stepping: TimeStepping = eqx.field(static=True)
     max_steps: int = eqx.field(static=True)
     checkpoints: int | None = eqx.field(static=True)
@@ -313,25 +340,27 @@ class PDEForward(AbstractForwardModel):
         check_seed_options(seed_shape, seed_sigma_mm, seed_amplitude)
         spacing = grid.spacing_mm
         k = relative_diffusivity(wm, gm, gm_ratio)
-        k = np.where(k >= _MIN_RELATIVE_DIFFUSIVITY, k, 0.0)
+        habitable = k >= _MIN_RELATIVE_DIFFUSIVITY
+        k = np.where(habitable, k, 0.0)
         if not np.any(k > 0):
             raise ValueError("no habitable tissue (white or grey matter) in the anatomy")
         faces = _face_coefficients(k, spacing)
-        # Gershgorin: |λ| ≤ max_i 2 Σ_faces(i) k_f / h².
-        row_sum = sum(
-            np.take(face, np.arange(1, face.shape[axis]), axis=axis)
-            + np.take(face, np.arange(face.shape[axis] - 1), axis=axis)
-            for axis, face in enumerate(faces)
+        # Any ratio ≥ 1 gives k ≤ k(ratio = 1) voxel by voxel, and harmonic faces grow with k.
+        any_ratio = _face_coefficients(
+            np.where(habitable, relative_diffusivity(wm, gm, 1.0), 0.0), spacing
         )
         dtype = dtype or jnp.zeros(()).dtype
         return cls(
             faces=tuple(jnp.asarray(face, dtype) for face in faces),
-            habitable=jnp.asarray(k > 0, dtype),
+            habitable=jnp.asarray(habitable, dtype),
+            tissues=(jnp.asarray(wm * habitable, dtype), jnp.asarray(gm * habitable, dtype)),
             world_to_voxel=jnp.asarray(np.linalg.inv(grid.affine), dtype),
             spacing_mm=spacing,
             seed_sigma_mm=float(seed_sigma_mm or max(DEFAULT_SEED_SIGMA_MM, *spacing)),
             seed_amplitude=float(seed_amplitude),
-            lambda_per_mm2=float(2.0 * row_sum.max()),
+            gm_ratio=float(gm_ratio),
+            lambda_per_mm2=_gershgorin(faces),
+            lambda_any_ratio_per_mm2=_gershgorin(any_ratio),
             stepping=stepping or FixedStep(),
             max_steps=int(max_steps),
             checkpoints=checkpoints,
@@ -397,11 +426,26 @@ class PDEForward(AbstractForwardModel):
             f"with_max_steps), or they are not finite",
         )
 
-    def _vector_field(self, tau, u, args):
-        diffusion_length_sq, reaction = args
-        return diffusion_length_sq * _divergence(u, self.faces) + reaction * u * (1.0 - u)
+    def faces_for(self, gm_ratio: Float[ArrayLike, ""]) -> tuple[Array, Array, Array]:
+        """Face coefficients at grey/white ratio `gm_ratio` ≥ 1 (may be traced): as `faces`,
+        differentiable in the ratio."""
+        white, grey = self.tissues
+        k = jnp.clip(white + grey / gm_ratio, 0.0, 1.0) * self.habitable
+        return _face_coefficients(k, self.spacing_mm, xp=jnp)
 
-    def _split_steps_for(self, diffusion_length_sq, reaction, span=1.0) -> Array:
+    def _operator(self, gm_ratio) -> tuple[tuple[Array, Array, Array], float]:
+        """(faces, Gershgorin bound) of a solve at `gm_ratio` (None: the solver's own)."""
+        if gm_ratio is None:
+            return self.faces, self.lambda_per_mm2
+        gm_ratio = jnp.asarray(gm_ratio, self.world_to_voxel.dtype)
+        return self.faces_for(gm_ratio), self.lambda_any_ratio_per_mm2
+
+    @staticmethod
+    def _vector_field(tau, u, args):
+        diffusion_length_sq, reaction, faces = args
+        return diffusion_length_sq * _divergence(u, faces) + reaction * u * (1.0 - u)
+
+    def _split_steps_for(self, diffusion_length_sq, reaction, span, lam) -> Array:
         """Strang/RKC steps over a span of τ (see `SplitStep`): the largest of the reaction and
         diffusion accuracy bounds and RKC's stability with at most `max_stages` stages."""
         stepping = self.stepping
@@ -410,26 +454,26 @@ class PDEForward(AbstractForwardModel):
         diffusion_bound = jnp.ceil(
             diffusion_length_sq * span / (stepping.diffusion_step * self.seed_sigma_mm**2)
         )
-        stability = jnp.ceil(
-            diffusion_length_sq * self.lambda_per_mm2 * span / (stepping.safety * beta_max)
-        )
+        stability = jnp.ceil(diffusion_length_sq * lam * span / (stepping.safety * beta_max))
         floor = jnp.maximum(jnp.ceil(stepping.min_steps * span), 1.0)
         return jnp.maximum(
             jnp.maximum(reaction_bound, diffusion_bound), jnp.maximum(stability, floor)
         )
 
-    def _steps_for(self, diffusion_length_sq, reaction, span=1.0) -> Array:
+    def _steps_for(self, diffusion_length_sq, reaction, span=1.0, lam=None) -> Array:
         """Fixed steps over a span of τ: stable (dτ·λ_max ≤ 2·safety) and accurate (see
-        `FixedStep`). Works on traced and concrete values alike."""
+        `FixedStep`), for the operator bound `lam` (default `lambda_per_mm2`). Works on traced
+        and concrete values alike."""
+        lam = self.lambda_per_mm2 if lam is None else lam
         if isinstance(self.stepping, SplitStep):
-            return self._split_steps_for(diffusion_length_sq, reaction, span)
+            return self._split_steps_for(diffusion_length_sq, reaction, span, lam)
         stepping = self.stepping if isinstance(self.stepping, FixedStep) else FixedStep()
-        lam = (diffusion_length_sq * self.lambda_per_mm2 + reaction) * span
+        lam = (diffusion_length_sq * lam + reaction) * span
         stability = jnp.ceil(lam / (2.0 * stepping.safety))
         accuracy = jnp.ceil(reaction * span / stepping.reaction_step)
         return jnp.maximum(jnp.maximum(stability, accuracy), 1.0)
 
-    def _fixed_step_interval(self, u: Volume, tau0: Array, tau1: Array, args) -> Volume:
+    def _fixed_step_interval(self, u: Volume, tau0: Array, tau1: Array, args, lam) -> Volume:
         """Advance `u` from τ0 to τ1 with Heun steps at the stable, accurate step size.
 
         The step count n depends on the parameters (a `while` loop: a single solve pays for
@@ -438,12 +482,12 @@ class PDEForward(AbstractForwardModel):
         `max_steps` the result is NaN rather than an unstable solution (`_checked` turns that
         into an error unless `throw` is off).
         """
-        a, r = args
-        steps = jax.lax.stop_gradient(self._steps_for(a, r, tau1 - tau0))
+        a, r, faces = args
+        steps = jax.lax.stop_gradient(self._steps_for(a, r, tau1 - tau0, lam))
         dt = jax.lax.stop_gradient((tau1 - tau0) / steps)
-        return _heun_solve(_step_layout(self.max_steps), u, a, r, steps, dt, self.faces)
+        return _heun_solve(_step_layout(self.max_steps), u, a, r, steps, dt, faces)
 
-    def _adaptive_interval(self, u: Volume, tau0: Array, tau1: Array, args) -> Volume:
+    def _adaptive_interval(self, u: Volume, tau0: Array, tau1: Array, args, lam) -> Volume:
         """Advance `u` from τ0 to τ1 with Tsit5 and a PID controller (diffrax's own loop)."""
         solution = diffrax.diffeqsolve(
             diffrax.ODETerm(self._vector_field),
@@ -461,39 +505,42 @@ class PDEForward(AbstractForwardModel):
         )
         return solution.ys[-1]
 
-    def _split_interval(self, u: Volume, tau0: Array, tau1: Array, args) -> Volume:
+    def _split_interval(self, u: Volume, tau0: Array, tau1: Array, args, lam) -> Volume:
         """Advance `u` from τ0 to τ1 with Strang/RKC steps (`SplitStep`); as
         `_fixed_step_interval`, NaN beyond `max_steps`, discrete adjoint in reverse mode."""
-        a, r = args
-        steps = jax.lax.stop_gradient(self._steps_for(a, r, tau1 - tau0))
+        a, r, faces = args
+        steps = jax.lax.stop_gradient(self._steps_for(a, r, tau1 - tau0, lam))
         dt = jax.lax.stop_gradient((tau1 - tau0) / steps)
-        static = (
-            self.max_steps,
-            self.stepping.max_stages,
-            self.stepping.safety,
-            self.lambda_per_mm2,
-        )
-        return split_solve(static, u, a, r, steps, dt, self.faces)
+        static = (self.max_steps, self.stepping.max_stages, self.stepping.safety, lam)
+        return split_solve(static, u, a, r, steps, dt, faces)
 
-    def _advance(self, u: Volume, tau0: Array, tau1: Array, args) -> Volume:
+    def _advance(self, u: Volume, tau0: Array, tau1: Array, args, lam) -> Volume:
+        """Advance `u` from τ0 to τ1; `args` = (μ_D², μ_ρ², faces), `lam` the faces' bound."""
         if isinstance(self.stepping, SplitStep):
-            return self._split_interval(u, tau0, tau1, args)
+            return self._split_interval(u, tau0, tau1, args, lam)
         if isinstance(self.stepping, FixedStep):
-            return self._fixed_step_interval(u, tau0, tau1, args)
-        return self._adaptive_interval(u, tau0, tau1, args)
+            return self._fixed_step_interval(u, tau0, tau1, args, lam)
+        return self._adaptive_interval(u, tau0, tau1, args, lam)
 
     def evolve(
-        self, density: Volume, D_w: ArrayLike, rho: ArrayLike, duration_days: ArrayLike
+        self,
+        density: Volume,
+        D_w: ArrayLike,
+        rho: ArrayLike,
+        duration_days: ArrayLike,
+        gm_ratio: ArrayLike | None = None,
     ) -> Volume:
         """Advance an arbitrary density field by `duration_days` (e.g. to continue a solve)."""
         dtype = self.world_to_voxel.dtype
         duration_days = jnp.asarray(duration_days, dtype)
-        args = (jnp.asarray(D_w, dtype) * duration_days, jnp.asarray(rho, dtype) * duration_days)
-        return self._checked(
-            self._advance(
-                jnp.asarray(density, dtype), jnp.zeros((), dtype), jnp.ones((), dtype), args
-            )
+        faces, lam = self._operator(gm_ratio)
+        args = (
+            jnp.asarray(D_w, dtype) * duration_days,
+            jnp.asarray(rho, dtype) * duration_days,
+            faces,
         )
+        start, end = jnp.zeros((), dtype), jnp.ones((), dtype)
+        return self._checked(self._advance(jnp.asarray(density, dtype), start, end, args, lam))
 
     def _integrate(
         self,
@@ -504,16 +551,19 @@ class PDEForward(AbstractForwardModel):
         fractions: Float[ArrayLike, " n"],
         seed_sigma_mm: ArrayLike | None = None,
         seed_amplitude: ArrayLike | None = None,
+        gm_ratio: ArrayLike | None = None,
     ) -> Float[Array, "n x y z"]:
         """Densities at τ = `fractions` (increasing, in (0, 1]) of a solve up to `t_end_days`,
-        from a seed of width `seed_sigma_mm` and peak `seed_amplitude` (None: the solver's)."""
+        from a seed of width `seed_sigma_mm` and peak `seed_amplitude`, with grey/white ratio
+        `gm_ratio` (None: the solver's own)."""
         dtype = self.world_to_voxel.dtype
         t_end_days = jnp.asarray(t_end_days, dtype)
-        args = (jnp.asarray(D_w, dtype) * t_end_days, jnp.asarray(rho, dtype) * t_end_days)
+        faces, lam = self._operator(gm_ratio)
+        args = (jnp.asarray(D_w, dtype) * t_end_days, jnp.asarray(rho, dtype) * t_end_days, faces)
 
         def interval(carry, tau1):
             u, tau0 = carry
-            u = self._advance(u, tau0, tau1, args)
+            u = self._advance(u, tau0, tau1, args, lam)
             return (u, tau1), u
 
         fractions = jnp.asarray(fractions, dtype)
@@ -533,6 +583,7 @@ class PDEForward(AbstractForwardModel):
             jnp.ones(1),
             params.seed_sigma_mm,
             params.seed_amplitude,
+            params.gm_ratio,
         )[0]
 
     def density_at(
@@ -552,6 +603,7 @@ class PDEForward(AbstractForwardModel):
             t_days / t_end,
             params.seed_sigma_mm,
             params.seed_amplitude,
+            params.gm_ratio,
         )
 
     @property
@@ -569,18 +621,31 @@ class PDEForward(AbstractForwardModel):
         """A copy whose fixed-step loop is bounded by `max_steps` (see `stable_steps`)."""
         return dataclasses.replace(self, max_steps=int(max_steps))
 
-    def sized_for(self, max_D_w_T: float, max_rho_T: float, margin: float = 1.05) -> PDEForward:
-        """A copy whose step bound covers every D_w·T ≤ `max_D_w_T` mm² and ρ·T ≤ `max_rho_T`.
+    def sized_for(
+        self,
+        max_D_w_T: float,
+        max_rho_T: float,
+        margin: float = 1.05,
+        *,
+        any_gm_ratio: bool = False,
+    ) -> PDEForward:
+        """A copy whose step bound covers every D_w·T ≤ `max_D_w_T` mm² and ρ·T ≤ `max_rho_T`
+        (and, with `any_gm_ratio`, every grey/white ratio ≥ 1 a call may pass).
 
         Use it with the upper ends of the prior so that no draw is rejected for lack of steps.
         """
-        steps = float(self._steps_for(float(max_D_w_T), float(max_rho_T)))
+        lam = self.lambda_any_ratio_per_mm2 if any_gm_ratio else self.lambda_per_mm2
+        steps = float(self._steps_for(float(max_D_w_T), float(max_rho_T), lam=lam))
         return self.with_max_steps(math.ceil(margin * steps))
+
+    def _bound_for(self, params: GrowthParams) -> float:
+        return self.lambda_per_mm2 if params.gm_ratio is None else self.lambda_any_ratio_per_mm2
 
     def stable_steps(self, params: GrowthParams) -> int:
         """Number of fixed steps a solve with `params` takes (for cost estimates; not jittable)."""
         T = float(params.T)
-        return int(self._steps_for(float(params.D_w) * T, float(params.rho) * T))
+        lam = self._bound_for(params)
+        return int(self._steps_for(float(params.D_w) * T, float(params.rho) * T, lam=lam))
 
     def operator_applications(self, params: GrowthParams) -> int:
         """Applications of the diffusion operator in one forward solve with `params` (the cost
@@ -588,7 +653,7 @@ class PDEForward(AbstractForwardModel):
         the same for every step of a solve). Not defined for `AdaptiveStep`; not jittable."""
         steps = self.stable_steps(params)
         if isinstance(self.stepping, SplitStep):
-            dt_stiffness = float(params.D_w) * float(params.T) / steps * self.lambda_per_mm2
+            dt_stiffness = float(params.D_w) * float(params.T) / steps * self._bound_for(params)
             stages = stages_for(dt_stiffness, self.stepping.max_stages, self.stepping.safety)
             return steps * int(stages)
         if isinstance(self.stepping, FixedStep):

@@ -37,7 +37,7 @@ import numpy as np
 from jax.custom_derivatives import custom_vjp_primal_tree_values
 
 from bayestumor._custom_types import Array
-from bayestumor.forward._operator import _divergence
+from bayestumor.forward._operator import _add, _divergence, face_cotangents, faces_perturbed
 
 # RKC damping (Sommeijer, Shampine & Verwer 1998): shrinks the stability interval by ≈ 2ε/15
 # (≈ 2 %) and keeps |P(z)| ≤ 1 − ε/3-ish inside it, so stiff modes are damped, not merely kept.
@@ -174,32 +174,42 @@ def _split_step(u: Array, dt, a, r, faces, max_stages: int, safety: float, lam) 
     return _logistic(w, decay)
 
 
-def _rkc_adjoint(g: Array, c, stages, coefficients, store, faces):
+def _rkc_adjoint(g: Array, c, stages, coefficients, store, faces, g_faces=None):
     """Transpose of the RKC step applied to the cotangent g of Y_s, and ∂⟨g, Y_s⟩/∂c.
 
     Reverse sweep over the stage recursion; per stage one application of L to the stage
     cotangent Ḡ_j, which propagates it (L symmetric) and gives the c-derivative
-    ⟨Ḡ_j, LY_{j−1}⟩ = ⟨LḠ_j, Y_{j−1}⟩ from the stored stages. Returns (ḡ_y, c̄).
+    ⟨Ḡ_j, LY_{j−1}⟩ = ⟨LḠ_j, Y_{j−1}⟩ from the stored stages. With `g_faces` (face
+    cotangents so far, for traced faces) it also adds ∂⟨g, Y_s⟩/∂k_f: stage j applies
+    c·L to X_j = μ̃_j Y_{j−1} + γ̃_j Y_0, whose face derivative is −c·ΔḠ_j·ΔX_j.
+    Returns (ḡ_y, c̄, g_faces).
     """
     mu, nu, mu_tilde, gamma_tilde = coefficients
     y = store[0]
 
     def stage(k, carry):
         j = stages - k  # s, s−1, …, 2
-        g_j, g_prev_partial, g_0, c_bar = carry
+        g_j, g_prev_partial, g_0, c_bar, g_faces = carry
         Lg = _divergence(g_j, faces)
-        c_bar = c_bar + Lg * (mu_tilde[j] * store[j - 1] + gamma_tilde[j] * y)
+        applied_to = mu_tilde[j] * store[j - 1] + gamma_tilde[j] * y
+        c_bar = c_bar + Lg * applied_to
+        if g_faces is not None:
+            g_faces = _add(g_faces, face_cotangents(c * g_j, applied_to))
         g_prev = g_prev_partial + mu[j] * g_j + (mu_tilde[j] * c) * Lg
         g_0 = g_0 + (1.0 - mu[j] - nu[j]) * g_j + (gamma_tilde[j] * c) * Lg
-        return g_prev, nu[j] * g_j, g_0, c_bar
+        return g_prev, nu[j] * g_j, g_0, c_bar, g_faces
 
     zeros = jnp.zeros_like(g)
-    g_1, g_partial, g_0, c_bar = jax.lax.fori_loop(0, stages - 1, stage, (g, zeros, zeros, zeros))
+    g_1, g_partial, g_0, c_bar, g_faces = jax.lax.fori_loop(
+        0, stages - 1, stage, (g, zeros, zeros, zeros, g_faces)
+    )
     # Stage 1: Y_1 = Y_0 + μ̃_1·c·LY_0; the ν_2 contribution (g_partial) lands on Y_0.
     Lg = _divergence(g_1, faces)
     c_bar = c_bar + mu_tilde[1] * Lg * y
+    if g_faces is not None:
+        g_faces = _add(g_faces, face_cotangents((mu_tilde[1] * c) * g_1, y))
     g_0 = g_0 + g_partial + g_1 + (mu_tilde[1] * c) * Lg
-    return g_0, jnp.sum(c_bar)
+    return g_0, jnp.sum(c_bar), g_faces
 
 
 def _step_layout(max_steps: int) -> tuple[int, int]:
@@ -238,8 +248,7 @@ def split_solve(static, u0, a, r, steps, dt, faces):
 
 
 def _split_solve_fwd(static, u0, a, r, steps, dt, faces):
-    if any(leaf.perturbed for leaf in jax.tree.leaves(faces)):
-        raise NotImplementedError("derivatives with respect to the anatomy are not implemented")
+    track_faces = faces_perturbed(faces)
     u0, a, r, steps, dt, faces = custom_vjp_primal_tree_values((u0, a, r, steps, dt, faces))
     max_steps, max_stages, safety, lam = static
     segment, count = _split_layout(max_steps)
@@ -255,13 +264,13 @@ def _split_solve_fwd(static, u0, a, r, steps, dt, faces):
     store = jnp.zeros((count, *u0.shape), u0.dtype)
     u, store = jax.lax.fori_loop(0, jnp.minimum(n, segment * count), step, (u0, store))
     u = jnp.where(n <= segment * count, u, jnp.nan)
-    return u, (store, a, r, n, dt, faces)
+    return u, (store, a, r, n, dt, faces, track_faces)
 
 
 def _split_solve_bwd(static, residuals, cotangent):
     # Per step, backwards: out = R(w), w = RKC(v), v = R(u) with R(x) = x / (x + (1 − x)e),
     # e = exp(−r·dt/2): ∂R/∂x = e / (x + (1 − x)e)², ∂R/∂r = (dt/2)·R(1 − R).
-    store, a, r, n, dt, faces = residuals
+    store, a, r, n, dt, faces, track_faces = residuals
     max_steps, max_stages, safety, lam = static
     segment, count = _split_layout(max_steps)
     tables = rkc_tables(max_stages)
@@ -296,29 +305,33 @@ def _split_solve_bwd(static, residuals, cotangent):
 
         def adjoint_step(k, carry):
             # The stage buffer travels in the carry so that XLA updates it in place.
-            g, g_a, g_r, stage_store = carry
+            g, g_a, g_r, stage_store, g_faces = carry
             u = inputs[stop - 1 - k - start]
             v = _logistic(u, decay)
             w, stage_store = _rkc(v, c, stages, coefficients, faces, stage_store)
             g_w, r_out = logistic_adjoint(w, g)
-            g_v, c_bar = _rkc_adjoint(g_w, c, stages, coefficients, stage_store, faces)
+            g_v, c_bar, g_faces = _rkc_adjoint(
+                g_w, c, stages, coefficients, stage_store, faces, g_faces
+            )
             g_u, r_in = logistic_adjoint(u, g_v)
-            return g_u, g_a + c_bar, g_r + r_out + r_in, stage_store
+            return g_u, g_a + c_bar, g_r + r_out + r_in, stage_store, g_faces
 
-        g, g_a_sum, g_r_sum, stage_store = carry
+        g, g_a_sum, g_r_sum, stage_store, g_faces = carry
         zero = jnp.zeros((), dtype)
-        g, g_a, g_r, stage_store = jax.lax.fori_loop(
-            0, stop - start, adjoint_step, (g, zero, jnp.zeros_like(g), stage_store)
+        g, g_a, g_r, stage_store, g_faces = jax.lax.fori_loop(
+            0, stop - start, adjoint_step, (g, zero, jnp.zeros_like(g), stage_store, g_faces)
         )
-        return g, g_a_sum + dt * g_a, g_r_sum + 0.5 * dt * jnp.sum(g_r), stage_store
+        return g, g_a_sum + dt * g_a, g_r_sum + 0.5 * dt * jnp.sum(g_r), stage_store, g_faces
 
     zero = jnp.zeros((), dtype)
-    g, g_a, g_r, _ = jax.lax.fori_loop(
-        0, n_segments, adjoint_segment, (cotangent, zero, zero, stage_store)
+    no_faces = tuple(jnp.zeros_like(face) for face in faces) if track_faces else None
+    g, g_a, g_r, _, g_faces = jax.lax.fori_loop(
+        0, n_segments, adjoint_segment, (cotangent, zero, zero, stage_store, no_faces)
     )
     ok = n <= segment * count
     nan_if_over = lambda x: jnp.where(ok, x, jnp.nan)  # noqa: E731
-    return nan_if_over(g), nan_if_over(g_a), nan_if_over(g_r), None, None, None
+    g_faces = tuple(nan_if_over(face) for face in g_faces) if track_faces else None
+    return nan_if_over(g), nan_if_over(g_a), nan_if_over(g_r), None, None, g_faces
 
 
 split_solve.defvjp(_split_solve_fwd, _split_solve_bwd, symbolic_zeros=True)

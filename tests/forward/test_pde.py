@@ -298,18 +298,9 @@ def test_heun_step_is_diffrax_heun(x64):
     forward = PDEForward.from_anatomy(make_phantom((12, 12, 12), 8.0))
     u = forward.initial_density(jnp.zeros(3))
     D_w, rho, days = 50.0, 3.0, 0.01
-    args = (jnp.asarray(D_w * days), jnp.asarray(rho * days))
-    assert float(forward._steps_for(*args)) == 1.0
+    args = (jnp.asarray(D_w * days), jnp.asarray(rho * days), forward.faces)
+    assert float(forward._steps_for(*args[:2])) == 1.0
     ours = forward.evolve(u, D_w, rho, days)
     term = diffrax.ODETerm(forward._vector_field)
     theirs = diffrax.Heun().step(term, 0.0, 1.0, u, args, None, False)[0]
     np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-15)
-
-
-def test_derivative_with_respect_to_anatomy_is_refused():
-    """The discrete adjoint covers parameters and the initial state, not the tissue maps: asking
-    for more raises rather than silently returning a zero."""
-    forward = PDEForward.from_anatomy(make_phantom((12, 12, 12), 8.0))
-    params = GrowthParams(D_w=0.5, rho=0.02, T=100.0, seed_mm=jnp.zeros(3))
-    with pytest.raises(NotImplementedError, match="anatomy"):
-        jax.grad(lambda f: f(params).sum())(forward)
