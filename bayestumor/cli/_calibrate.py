@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bayestumor.cli._simulate import add_seed_options
 from bayestumor.config import (
+    GM_RATIO_RANGE,
     LIKELIHOODS,
     PDE_STEPPINGS,
     PET_BIAS_SD,
@@ -117,6 +118,14 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         "peaks (PDE only)",
     )
     parser.add_argument(
+        "--gm-ratio-free",
+        action="store_true",
+        default=defaults.priors.gm_ratio_free,
+        help="sample the grey/white diffusivity ratio D_w/D_g as a nuisance parameter "
+        f"(log-uniform on {GM_RATIO_RANGE[0]:g}-{GM_RATIO_RANGE[1]:g}; fixed at 10 otherwise): "
+        "tools disagree on it (PDE only)",
+    )
+    parser.add_argument(
         "--pet-bias",
         type=float,
         default=defaults.priors.pet_bias,
@@ -149,6 +158,8 @@ def config_from(args: argparse.Namespace, base):
         priors = priors.replace(seed_sigma=SEED_SIGMA_RANGE_MM)
     if args.seed_amplitude_free and not priors.seed_amplitude_free:
         priors = priors.replace(seed_amplitude=SEED_AMPLITUDE_RANGE)
+    if args.gm_ratio_free and not priors.gm_ratio_free:
+        priors = priors.replace(gm_ratio=GM_RATIO_RANGE)
     if args.pet_bias != priors.pet_bias:
         priors = priors.replace(pet_bias=args.pet_bias)
     priors = priors.replace(visibility=args.visibility)
@@ -219,6 +230,8 @@ def _from_config(config, option: str, default):
         return config.priors.seed_width_free
     if option == "seed_amplitude_free":
         return config.priors.seed_amplitude_free
+    if option == "gm_ratio_free":
+        return config.priors.gm_ratio_free
     if option == "pet_bias":
         return config.priors.pet_bias
     if option == "visibility":

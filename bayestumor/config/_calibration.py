@@ -298,6 +298,11 @@ def _check_seed_and_lesion(config: CalibrationConfig) -> None:
             "the surrogate was trained on one seed amplitude (1); priors.seed_amplitude needs "
             "forward='pde'"
         )
+    if config.forward == "surrogate" and config.priors.gm_ratio is not None:
+        raise InputError(
+            "the surrogate was trained at one grey/white ratio (10); priors.gm_ratio needs "
+            "forward='pde'"
+        )
     if config.forward == "surrogate" and not trained_seed:
         raise InputError(
             "the surrogate was trained on the default seed (a 4 mm Gaussian of amplitude 1); "

@@ -26,6 +26,11 @@ Growth parameters (Fisher–Kolmogorov; D_w in white matter, D_g = D_w / 10):
   from that seed a peak-1 fit put μ_ρ 13–22 % low with the width free, a peak-0.25 one within
   4 % (and at a higher posterior density). `SEED_AMPLITUDE_RANGE` (log-uniform, 0.2–1) makes it
   a nuisance parameter beside the width.
+- Grey/white diffusivity ratio ``gm_ratio`` = D_w / D_g, off by default (None: the forward map's
+  own, 10). Swanson et al. (2000) took 5, Jbabdi et al. (2005), Konukoglu et al. (2010) and most
+  later work 10; nothing in one scan pins it. On stress patients grown with a ratio of 5 a fit
+  at 10 put μ_D,ref 6–18 % low with intervals that missed. `GM_RATIO_RANGE` (log-uniform,
+  3–30, centred on 10 in log space) makes it a nuisance parameter.
 
 PET bias ``pet_bias``, off by default (None): uptake proportional to density everywhere is an
 approximation — FET uptake also follows perfusion and blood–brain-barrier leakage, and scatter,
@@ -77,6 +82,9 @@ SEED_SIGMA_RANGE_MM = (2.0, 8.0)
 """A log-uniform range for the seed width as a nuisance parameter, mm (module docstring)."""
 SEED_AMPLITUDE_RANGE = (0.2, 1.0)
 """A log-uniform range for the seed's peak density as a nuisance parameter (module docstring)."""
+GM_RATIO_RANGE = (3.0, 30.0)
+"""A log-uniform range for the grey/white diffusivity ratio D_w / D_g as a nuisance parameter
+(module docstring)."""
 
 PET_BIAS_SD = 0.2
 """A prior sd τ of the PET bias field's coefficients (module docstring)."""
@@ -90,7 +98,9 @@ SEED_NAMES = ("seed_x", "seed_y", "seed_z")
 IMAGING_NAMES = ("u_c_t1c", "u_c_flair", "sigma_alpha", "boundary_sd", "b", "sigma")
 VISIBILITIES = ("density", "boundary")
 """How a segmentation sees density (module docstring)."""
-LOG_UNIFORM = frozenset({"D_w", "rho", "T", "mu_D", "mu_rho", "seed_sigma", "seed_amplitude"})
+LOG_UNIFORM = frozenset(
+    {"D_w", "rho", "T", "mu_D", "mu_rho", "seed_sigma", "seed_amplitude", "gm_ratio"}
+)
 """Parameters whose prior is uniform in log space (they are sampled as ``log_<name>``)."""
 
 UNITS = {
@@ -106,6 +116,7 @@ UNITS = {
     "seed_z": "mm",
     "seed_sigma": "mm",
     "seed_amplitude": "1",
+    "gm_ratio": "1",
     "u_c_t1c": "1",
     "u_c_flair": "1",
     "sigma_alpha": "1",
@@ -132,6 +143,9 @@ class Priors:
         seed_amplitude: the seed's peak density in (0, 1]: a log-uniform range (a nuisance
             parameter, e.g. `SEED_AMPLITUDE_RANGE`), a fixed value, or None (the forward map's
             own amplitude).
+        gm_ratio: the grey/white diffusivity ratio D_w / D_g ≥ 1: a log-uniform range (a
+            nuisance parameter, e.g. `GM_RATIO_RANGE`), a fixed value, or None (the forward
+            map's own, 10).
         visibility: how a segmentation sees density, ``"density"`` (the band σ_α) or
             ``"boundary"`` (contour position sd ``boundary_sd``, mm); module docstring.
         u_c_t1c, u_c_flair, sigma_alpha, boundary_sd, b, sigma: uniform ranges or fixed values.
@@ -148,6 +162,7 @@ class Priors:
     seed_sd_mm: float = 10.0
     seed_sigma: Spec | None = None
     seed_amplitude: Spec | None = None
+    gm_ratio: Spec | None = None
     u_c_t1c: Spec = (0.6, 0.8)
     u_c_flair: Spec = (0.05, 0.6)
     sigma_alpha: Spec = (0.05, 0.08)
@@ -173,6 +188,10 @@ class Priors:
             names += ("seed_amplitude",)
             if bounds(self.seed_amplitude)[1] > 1.0:
                 raise InputError(f"seed_amplitude is a peak density ≤ 1, got {self.seed_amplitude}")
+        if self.gm_ratio is not None:
+            names += ("gm_ratio",)
+            if bounds(self.gm_ratio)[0] < 1.0:
+                raise InputError(f"gm_ratio = D_w / D_g must be ≥ 1, got {self.gm_ratio}")
         for name in names:
             spec = getattr(self, name)
             if isinstance(spec, list):
@@ -204,6 +223,11 @@ class Priors:
         return self.seed_amplitude is not None and not is_fixed(self.seed_amplitude)
 
     @property
+    def gm_ratio_free(self) -> bool:
+        """Whether the grey/white diffusivity ratio is sampled (a range)."""
+        return self.gm_ratio is not None and not is_fixed(self.gm_ratio)
+
+    @property
     def seed_nuisance_names(self) -> tuple[str, ...]:
         """The seed's sampled shape parameters (``seed_sigma``, ``seed_amplitude``), if any."""
         return tuple(
@@ -214,6 +238,12 @@ class Priors:
             )
             if free
         )
+
+    @property
+    def nuisance_names(self) -> tuple[str, ...]:
+        """The sampled nuisance parameters of the growth model: the seed's shape
+        (`seed_nuisance_names`) and the grey/white ratio."""
+        return self.seed_nuisance_names + (("gm_ratio",) if self.gm_ratio_free else ())
 
     def max_diffusion_and_reaction(self) -> tuple[float, float]:
         """Upper ends of D_w·T (mm²) and ρ·T over the prior, for `PDEForward.sized_for`."""
@@ -270,6 +300,7 @@ def is_fixed(spec: Spec) -> bool:
 
 
 __all__ = [
+    "GM_RATIO_RANGE",
     "GROWTH_NAMES_PHYSICAL",
     "GROWTH_NAMES_SCALE_FREE",
     "IMAGING_NAMES",

@@ -235,8 +235,9 @@ def _physical_without_ridge(priors: Priors) -> tuple[Array, Array, Array]:
 def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
     """Sample the growth parameters and the seed (with its width and peak when
     `priors.seed_sigma`, `priors.seed_amplitude` say so; ``log_seed_sigma``,
-    ``log_seed_amplitude`` are sampled, ``seed_sigma``, ``seed_amplitude`` recorded); returns
-    `GrowthParams`."""
+    ``log_seed_amplitude`` are sampled, ``seed_sigma``, ``seed_amplitude`` recorded), and the
+    grey/white diffusivity ratio when `priors.gm_ratio` says so (``log_gm_ratio``,
+    ``gm_ratio``); returns `GrowthParams`."""
     seed = []
     for axis, name in enumerate(SEED_NAMES):
         prior = dist.TruncatedNormal(
@@ -253,6 +254,7 @@ def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
         if priors.seed_amplitude is None
         else _parameter("seed_amplitude", priors.seed_amplitude)
     )
+    gm_ratio = None if priors.gm_ratio is None else _parameter("gm_ratio", priors.gm_ratio)
     if priors.parametrisation == "physical":
         if any(is_fixed(getattr(priors, name)) for name in ("D_w", "rho", "T")):
             D_w, rho, T = (_parameter(name, getattr(priors, name)) for name in ("D_w", "rho", "T"))
@@ -265,6 +267,7 @@ def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
             seed_mm=seed_mm,
             seed_sigma_mm=seed_sigma,
             seed_amplitude=amplitude,
+            gm_ratio=gm_ratio,
         )
         numpyro.deterministic("mu_D", params.mu_D)
         numpyro.deterministic("mu_rho", params.mu_rho)
@@ -272,7 +275,7 @@ def sample_growth_params(priors: Priors, data: ModelData) -> GrowthParams:
     mu_D = _parameter("mu_D", priors.mu_D)
     mu_rho = _parameter("mu_rho", priors.mu_rho)
     return GrowthParams.from_scale_free(
-        mu_D, mu_rho, seed_mm, seed_sigma_mm=seed_sigma, seed_amplitude=amplitude
+        mu_D, mu_rho, seed_mm, seed_sigma_mm=seed_sigma, seed_amplitude=amplitude, gm_ratio=gm_ratio
     )
 
 

@@ -150,9 +150,10 @@ class CalibrationProblem:
             spec = getattr(self.priors, name)
             if spec is None:
                 return None
-            return named[name] if name in self.priors.seed_nuisance_names else jnp.float32(spec)
+            return named[name] if name in self.priors.nuisance_names else jnp.float32(spec)
 
         sigma, amplitude = seed_parameter("seed_sigma"), seed_parameter("seed_amplitude")
+        gm_ratio = seed_parameter("gm_ratio")
         if self.priors.parametrisation == "physical":
             return GrowthParams(
                 D_w=named["D_w"],
@@ -161,9 +162,15 @@ class CalibrationProblem:
                 seed_mm=seed_mm,
                 seed_sigma_mm=sigma,
                 seed_amplitude=amplitude,
+                gm_ratio=gm_ratio,
             )
         return GrowthParams.from_scale_free(
-            named["mu_D"], named["mu_rho"], seed_mm, seed_sigma_mm=sigma, seed_amplitude=amplitude
+            named["mu_D"],
+            named["mu_rho"],
+            seed_mm,
+            seed_sigma_mm=sigma,
+            seed_amplitude=amplitude,
+            gm_ratio=gm_ratio,
         )
 
     @functools.cached_property
@@ -175,14 +182,16 @@ class CalibrationProblem:
     def parameter_names(self) -> list[str]:
         """Named parameters reported in the posterior, in a fixed order: growth (with μ_D, μ_ρ
         in the physical parametrisation, and μ_D,ref, μ_ρ,ref when the seed's size is a
-        nuisance), seed, then the imaging parameters the modalities need."""
+        nuisance), seed, the grey/white ratio when sampled, then the imaging parameters the
+        modalities need."""
         growth = list(self.priors.growth_names)
         if self.priors.parametrisation == "physical":
             growth += ["mu_D", "mu_rho"]
         if self.priors.seed_nuisance_names:
             growth += ["mu_D_ref", "mu_rho_ref"]
         seed = [*SEED_NAMES, *self.priors.seed_nuisance_names]
-        return [*growth, *seed, *imaging_parameter_names(self.modalities)]
+        tissue = ["gm_ratio"] if self.priors.gm_ratio_free else []
+        return [*growth, *seed, *tissue, *imaging_parameter_names(self.modalities)]
 
     def pointwise_log_likelihood(
         self, named: dict[str, Array], density: Array, slope: Array | None = None

@@ -149,7 +149,9 @@ def build_forward(
         # Warns where the prior leaves the network's training ranges.
         surrogate.check_ranges(*config.priors.scale_free_ranges())
         return surrogate
-    return pde_forward(roi.anatomy, config).sized_for(*config.priors.max_diffusion_and_reaction())
+    return pde_forward(roi.anatomy, config).sized_for(
+        *config.priors.max_diffusion_and_reaction(), any_gm_ratio=config.priors.gm_ratio is not None
+    )
 
 
 def pde_forward(anatomy: Anatomy, config: CalibrationConfig) -> PDEForward:

@@ -15,6 +15,7 @@ import xarray as xr
 
 from bayestumor import load_nifti, load_patient, save_nifti
 from bayestumor.cli import main
+from bayestumor.config import GM_RATIO_RANGE
 from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.model import Priors
 from bayestumor.workflows import (
@@ -257,7 +258,8 @@ def test_single_chain_gradient_samplers_run_end_to_end(tmp_path, sampler):
 
 def test_cli_calibrate_with_config_file(tmp_path):
     """Options given on the command line override the config file's (the boundary visibility
-    among them, which then runs end to end: its contour sd is sampled and summarised)."""
+    and a free grey/white ratio among them, which then run end to end: the contour sd and the
+    ratio are sampled and summarised)."""
     patient = synthetic_patient(pet=False)
     directory = _write_patient(tmp_path / "patient", patient)
     config_file = tmp_path / "config.json"
@@ -278,6 +280,7 @@ def test_cli_calibrate_with_config_file(tmp_path):
                 "heun",
                 "--visibility",
                 "boundary",
+                "--gm-ratio-free",
                 "--quiet",
             ]
         )
@@ -290,6 +293,9 @@ def test_cli_calibrate_with_config_file(tmp_path):
     low, high = FAST_PRIORS.boundary_sd
     assert "sigma_alpha" not in summary["parameters"]
     assert low <= summary["parameters"]["boundary_sd"]["mean"] <= high
+    assert written["priors"]["gm_ratio"] == list(GM_RATIO_RANGE)
+    low, high = GM_RATIO_RANGE
+    assert low <= summary["parameters"]["gm_ratio"]["mean"] <= high
 
 
 def test_cli_runs_nuts_chains_in_parallel_on_cpu_cores(tmp_path):

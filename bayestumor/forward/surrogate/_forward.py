@@ -167,8 +167,8 @@ class SurrogateForward(AbstractForwardModel):
         """Density in [0, 1] at t = T on `self.grid` (scalar parameters; `vmap` for batches).
 
         Raises:
-            ValueError: `params.seed_sigma_mm` or `params.seed_amplitude` is set: the network
-                knows only the seed it was trained on.
+            ValueError: `params.seed_sigma_mm`, `params.seed_amplitude` or `params.gm_ratio` is
+                set: the network knows only the seed and the tissue contrast it was trained on.
         """
         _refuse_sampled_seed(params)
         density = self.net(self._inputs(params.seed_mm), params.mu_D, params.mu_rho)
@@ -208,6 +208,11 @@ def _refuse_sampled_seed(params: GrowthParams) -> None:
         raise ValueError(
             "the surrogate knows only the seed it was trained on (a 4 mm Gaussian of peak 1); a "
             "sampled seed width or amplitude needs the PDE forward map"
+        )
+    if params.gm_ratio is not None:
+        raise ValueError(
+            "the surrogate knows only the grey/white ratio it was trained at (10); a sampled "
+            "ratio needs the PDE forward map"
         )
 
 
