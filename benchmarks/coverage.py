@@ -40,6 +40,7 @@ import jax
 import numpy as np
 
 from bayestumor.config import (
+    GM_RATIO_RANGE,
     PET_BIAS_SD,
     SEED_AMPLITUDE_RANGE,
     SEED_SIGMA_RANGE_MM,
@@ -70,6 +71,8 @@ PARAMETERS = (
     "seed_z",
 )
 HEADLINE = ("mu_D_ref", "mu_rho_ref", "seed_x", "seed_y", "seed_z")
+NUISANCE = ("gm_ratio",)
+"""Nuisance parameters with a known truth, measured when an arm samples them."""
 ARMS = {
     # The honest model: power likelihood with η from the misfit, the seed's width and peak
     # nuisance parameters.
@@ -110,6 +113,19 @@ ARMS = {
         ),
         "discretisation_correction": 2,
     },
+    # The same with the grey/white diffusivity ratio a nuisance parameter (Priors.gm_ratio):
+    # the other solver grows its tumours at a ratio of 5, we assume 10.
+    "gm-ratio": {
+        "likelihood": "calibrated",
+        "priors": Priors(
+            seed_sigma=SEED_SIGMA_RANGE_MM,
+            seed_amplitude=SEED_AMPLITUDE_RANGE,
+            pet_bias=PET_BIAS_SD,
+            visibility="boundary",
+            gm_ratio=GM_RATIO_RANGE,
+        ),
+        "discretisation_correction": 2,
+    },
     # The exact per-voxel model with the fixed 4 mm seed, as before.
     "exact": {"likelihood": "exact", "priors": Priors()},
 }
@@ -142,7 +158,7 @@ def measure(case, run, config: CalibrationConfig) -> dict:
     posterior = run.inference.datatree["posterior"]
     draws = {
         name: np.asarray(posterior[name], np.float64).reshape(-1)
-        for name in PARAMETERS
+        for name in PARAMETERS + NUISANCE
         if name in posterior
     }
     if "mu_D_ref" not in draws:  # a fixed seed: the solver's own, referenced here
@@ -151,7 +167,7 @@ def measure(case, run, config: CalibrationConfig) -> dict:
         )
         draws |= {"mu_D_ref": np.asarray(mu_D_ref), "mu_rho_ref": np.asarray(mu_rho_ref)}
     parameters = {}
-    for name in PARAMETERS:
+    for name in PARAMETERS + tuple(n for n in NUISANCE if n in draws):
         values = draws[name]
         q05, q25, q75, q95 = np.quantile(values, [0.05, 0.25, 0.75, 0.95])
         truth = case.truth[name]
