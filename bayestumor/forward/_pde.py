@@ -433,7 +433,7 @@ class PDEForward(AbstractForwardModel):
         k = jnp.clip(white + grey / gm_ratio, 0.0, 1.0) * self.habitable
         return _face_coefficients(k, self.spacing_mm, xp=jnp)
 
-    def _operator(self, gm_ratio) -> tuple[tuple[Array, Array, Array], float]:
+    def _diffusion_for(self, gm_ratio) -> tuple[tuple[Array, Array, Array], float]:
         """(faces, Gershgorin bound) of a solve at `gm_ratio` (None: the solver's own)."""
         if gm_ratio is None:
             return self.faces, self.lambda_per_mm2
@@ -533,7 +533,7 @@ class PDEForward(AbstractForwardModel):
         """Advance an arbitrary density field by `duration_days` (e.g. to continue a solve)."""
         dtype = self.world_to_voxel.dtype
         duration_days = jnp.asarray(duration_days, dtype)
-        faces, lam = self._operator(gm_ratio)
+        faces, lam = self._diffusion_for(gm_ratio)
         args = (
             jnp.asarray(D_w, dtype) * duration_days,
             jnp.asarray(rho, dtype) * duration_days,
@@ -558,7 +558,7 @@ class PDEForward(AbstractForwardModel):
         `gm_ratio` (None: the solver's own)."""
         dtype = self.world_to_voxel.dtype
         t_end_days = jnp.asarray(t_end_days, dtype)
-        faces, lam = self._operator(gm_ratio)
+        faces, lam = self._diffusion_for(gm_ratio)
         args = (jnp.asarray(D_w, dtype) * t_end_days, jnp.asarray(rho, dtype) * t_end_days, faces)
 
         def interval(carry, tau1):

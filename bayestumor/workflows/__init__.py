@@ -53,6 +53,7 @@ from bayestumor.workflows._simulate import MNI152_DEFAULT_SEED_MM as MNI152_DEFA
 from bayestumor.workflows._simulate import Simulation as Simulation
 from bayestumor.workflows._simulate import simulate as simulate
 from bayestumor.workflows._simulate import write_simulation as write_simulation
+from bayestumor.workflows._stress import SOLVER_REACTION_STEP as SOLVER_REACTION_STEP
 from bayestumor.workflows._stress import STRESS_CONFIGURATIONS as STRESS_CONFIGURATIONS
 from bayestumor.workflows._stress import StressCase as StressCase
 from bayestumor.workflows._stress import displaced_mask as displaced_mask
