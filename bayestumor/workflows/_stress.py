@@ -147,7 +147,7 @@ def explicit_euler_fk(
     centres. Independent of the package's solver by construction (for the stress suite).
 
     Why the reaction bound: at the suite's small diffusivities on a 2 mm grid the stability
-    limit alone allows steps of 10–26 days, ρΔt up to 0.6, where Euler's growth factor 1 + ρΔt
+    limit alone allows steps of 10–26 days, ρΔt of 0.13–0.6, where Euler's growth factor 1 + ρΔt
     falls short of e^{ρΔt}: measured on the first stress patient, 15 % less tumour mass at T
     than a tight solve of the same equation, seed and anatomy (our default solver: 0.1 %). That
     is the generator's own error, not a property of tumours or of tools run where they are
