@@ -5,13 +5,15 @@ a grid twice finer than the calibration grid, another solver with another seed, 
 boundaries, biased PET) under two arms by default (`ARMS`: ``calibrated`` and ``exact``;
 ``--arms pet-gain`` adds the PET gain field, ``--arms corrected`` that and the PDE's
 discretisation correction from the data's finer grid, ``--arms visibility-boundary`` that and
-segmentations seen through their contour's position) and measures, per configuration and arm:
+segmentations seen through their contour's position, ``--arms gm-ratio`` that and the grey/white
+diffusivity ratio a nuisance parameter) and measures, per configuration and arm:
 
 - coverage of the 50 % and 90 % central intervals of μ_D,ref, μ_ρ,ref (the growth counted from
   the reference seed, `bayestumor.forward.referenced_growth`: the headline, since with the seed's
   size free the raw μ_D, μ_ρ trade against it), μ_D, μ_ρ, D_w, ρ, T and the seed, with a
   binomial 95 % interval for each coverage, and the mean 90 % interval width (relative for the
-  growth parameters, mm for the seed);
+  growth parameters, mm for the seed); and of the nuisance parameters with a known truth
+  (`NUISANCE`: the grey/white ratio) where an arm samples them;
 - the reliability of P(u > u*): predicted probability against the frequency of true u > u* in
   ten bins (true density block-averaged onto the ROI grid, brain voxels);
 - how much of the true {u > u*} the target volume {P(u > u*) ≥ p} holds, p = 0.1, 0.5, 0.9,
