@@ -114,8 +114,14 @@ def _box_solver(wm: np.ndarray, gm: np.ndarray, max_steps: int) -> PDEForward:
     forward = PDEForward.from_tissues(
         wm, gm, canonical_grid(wm.shape), seed_sigma_mm=SEED_SIGMA_MM, max_steps=max_steps
     )
-    assert forward.lambda_per_mm2 <= LAMBDA_BOUND_PER_MM2 + 1e-9
-    return dataclasses.replace(forward, lambda_per_mm2=LAMBDA_BOUND_PER_MM2)
+    # Static fields must agree across anatomies (solvers are stacked): both spectral bounds
+    # become the one that holds for any relative diffusivity k ≤ 1.
+    assert forward.lambda_any_ratio_per_mm2 <= LAMBDA_BOUND_PER_MM2 + 1e-9
+    return dataclasses.replace(
+        forward,
+        lambda_per_mm2=LAMBDA_BOUND_PER_MM2,
+        lambda_any_ratio_per_mm2=LAMBDA_BOUND_PER_MM2,
+    )
 
 
 def max_steps_for_ranges(
