@@ -75,57 +75,32 @@ PARAMETERS = (
 HEADLINE = ("mu_D_ref", "mu_rho_ref", "seed_x", "seed_y", "seed_z")
 NUISANCE = ("gm_ratio",)
 """Nuisance parameters with a known truth, measured when an arm samples them."""
+# Each arm adds one thing to the one before it.
+_SEED_FREE = Priors(seed_sigma=SEED_SIGMA_RANGE_MM, seed_amplitude=SEED_AMPLITUDE_RANGE)
+_PET_GAIN = _SEED_FREE.replace(pet_bias=PET_BIAS_SD)
+_BOUNDARY = _PET_GAIN.replace(visibility="boundary")
 ARMS = {
     # The honest model: power likelihood with η from the misfit, the seed's width and peak
     # nuisance parameters.
-    "calibrated": {
-        "likelihood": "calibrated",
-        "priors": Priors(seed_sigma=SEED_SIGMA_RANGE_MM, seed_amplitude=SEED_AMPLITUDE_RANGE),
-    },
+    "calibrated": {"likelihood": "calibrated", "priors": _SEED_FREE},
     # The same with the smooth PET gain field (Priors.pet_bias): a biased PET no longer moves
     # the seed (opt-in in `calibrate` as --pet-bias; measured here before it becomes a default).
-    "pet-gain": {
-        "likelihood": "calibrated",
-        "priors": Priors(
-            seed_sigma=SEED_SIGMA_RANGE_MM,
-            seed_amplitude=SEED_AMPLITUDE_RANGE,
-            pet_bias=PET_BIAS_SD,
-        ),
-    },
+    "pet-gain": {"likelihood": "calibrated", "priors": _PET_GAIN},
     # The same with the PDE corrected for the grid's discretisation error, measured at the mode
     # against the PDE on the data's own 2× finer grid (CalibrationConfig.discretisation_correction).
-    "corrected": {
-        "likelihood": "calibrated",
-        "priors": Priors(
-            seed_sigma=SEED_SIGMA_RANGE_MM,
-            seed_amplitude=SEED_AMPLITUDE_RANGE,
-            pet_bias=PET_BIAS_SD,
-        ),
-        "discretisation_correction": 2,
-    },
+    "corrected": {"likelihood": "calibrated", "priors": _PET_GAIN, "discretisation_correction": 2},
     # The same with segmentations seen through their contour's position (Priors.visibility
     # "boundary") instead of a density band, which sharp masks push towards steeper fronts.
     "visibility-boundary": {
         "likelihood": "calibrated",
-        "priors": Priors(
-            seed_sigma=SEED_SIGMA_RANGE_MM,
-            seed_amplitude=SEED_AMPLITUDE_RANGE,
-            pet_bias=PET_BIAS_SD,
-            visibility="boundary",
-        ),
+        "priors": _BOUNDARY,
         "discretisation_correction": 2,
     },
     # The same with the grey/white diffusivity ratio a nuisance parameter (Priors.gm_ratio):
     # the other solver grows its tumours at a ratio of 5, we assume 10.
     "gm-ratio": {
         "likelihood": "calibrated",
-        "priors": Priors(
-            seed_sigma=SEED_SIGMA_RANGE_MM,
-            seed_amplitude=SEED_AMPLITUDE_RANGE,
-            pet_bias=PET_BIAS_SD,
-            visibility="boundary",
-            gm_ratio=GM_RATIO_RANGE,
-        ),
+        "priors": _BOUNDARY.replace(gm_ratio=GM_RATIO_RANGE),
         "discretisation_correction": 2,
     },
     # The exact per-voxel model with the fixed 4 mm seed, as before.

@@ -4,6 +4,7 @@ from bayestumor.forward._base import AbstractForwardModel, GrowthParams
 from bayestumor.forward._corrected import CorrectedForward as CorrectedForward
 from bayestumor.forward._corrected import block_average as block_average
 from bayestumor.forward._corrected import discretisation_offset as discretisation_offset
+from bayestumor.forward._pde import DEFAULT_GM_RATIO as DEFAULT_GM_RATIO
 from bayestumor.forward._pde import AdaptiveStep, FixedStep, PDEForward, relative_diffusivity
 from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM as DEFAULT_SEED_SIGMA_MM
 from bayestumor.forward._seed import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD
@@ -17,6 +18,7 @@ from bayestumor.forward._seed import seed_moments as seed_moments
 from bayestumor.forward._splitting import SplitStep as SplitStep
 
 __all__ = [
+    "DEFAULT_GM_RATIO",
     "DEFAULT_SEED_SIGMA_MM",
     "HEAT_KERNEL_THRESHOLD",
     "REFERENCE_SEED",

@@ -50,6 +50,8 @@ from bayestumor.imaging import Grid
 
 # A voxel whose relative diffusivity is below this is treated as uninhabitable (CSF/background).
 _MIN_RELATIVE_DIFFUSIVITY = 1e-6
+DEFAULT_GM_RATIO = 10.0
+"""D_w / D_g of a solver built without one (Swanson et al. 2000 and most later work)."""
 
 
 class FixedStep(eqx.Module):
@@ -95,7 +97,7 @@ TimeStepping = FixedStep | AdaptiveStep | SplitStep
 
 
 def relative_diffusivity(
-    wm: Float[ArrayLike, "x y z"], gm: Float[ArrayLike, "x y z"], gm_ratio: float = 10.0
+    wm: Float[ArrayLike, "x y z"], gm: Float[ArrayLike, "x y z"], gm_ratio: float = DEFAULT_GM_RATIO
 ) -> np.ndarray:
     """k = p_wm + p_gm / gm_ratio ∈ [0, 1]: diffusivity relative to white matter.
 
@@ -301,7 +303,7 @@ class PDEForward(AbstractForwardModel):
         gm: Float[ArrayLike, "_x _y _z"],
         grid: Grid,
         *,
-        gm_ratio: float = 10.0,
+        gm_ratio: float = DEFAULT_GM_RATIO,
         seed_sigma_mm: float | None = None,
         seed_amplitude: float = 1.0,
         seed_shape: str = "gaussian",

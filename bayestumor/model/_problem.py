@@ -145,15 +145,15 @@ class CalibrationProblem:
         """`GrowthParams` from named (constrained) parameters; works on batches."""
         seed_mm = jnp.stack([named[name] for name in SEED_NAMES], axis=-1)
 
-        def seed_parameter(name: str) -> Array | None:
+        def nuisance(name: str) -> Array | None:
             # A sampled one is a named parameter; a fixed one may not be; None: the solver's.
             spec = getattr(self.priors, name)
             if spec is None:
                 return None
             return named[name] if name in self.priors.nuisance_names else jnp.float32(spec)
 
-        sigma, amplitude = seed_parameter("seed_sigma"), seed_parameter("seed_amplitude")
-        gm_ratio = seed_parameter("gm_ratio")
+        sigma, amplitude = nuisance("seed_sigma"), nuisance("seed_amplitude")
+        gm_ratio = nuisance("gm_ratio")
         if self.priors.parametrisation == "physical":
             return GrowthParams(
                 D_w=named["D_w"],

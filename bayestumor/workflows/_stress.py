@@ -46,6 +46,7 @@ from scipy import ndimage
 from bayestumor._custom_types import PRNGKeyArray
 from bayestumor.config import SEED_NAMES
 from bayestumor.forward import (
+    DEFAULT_GM_RATIO,
     REFERENCE_SEED,
     TUMOR_GROWTH_TOOLKIT_SEED,
     GrowthParams,
@@ -58,15 +59,13 @@ from bayestumor.workflows._synthetic import ImagingParams, simulate_patient
 STRESS_CONFIGURATIONS = ("threshold", "resolution", "solver", "boundary", "pet-bias", "mri-only")
 """The ways a stress patient's data differ from the calibration model (module docstring)."""
 DATA_REFINEMENT = 2
+"""The data of every configuration but ``threshold`` are made on a grid this many times finer
+than the calibration grid."""
 SOLVER_GM_RATIO = 5.0
 """The ``solver`` configuration's grey/white diffusivity ratio D_w / D_g (Swanson et al. 2000)."""
 SOLVER_REACTION_STEP = 0.01
 """Bound on ρΔt per explicit-Euler step of the ``solver`` configuration (`explicit_euler_fk`):
 a 0.5 % error of the growth exponent."""
-DEFAULT_GM_RATIO = 10.0
-"""The calibration PDE's own ratio, with which the other configurations' data are made."""
-"""The data of every configuration but ``threshold`` are made on a grid this many times finer
-than the calibration grid."""
 CROP_MM = 96.0
 """Edge of the cube of MNI152 anatomy a stress patient lives in, mm."""
 SEED_REGION_MNI_MM = ((-28.0, -10.0, 20.0), (28.0, 12.0, 24.0), (-26.0, 20.0, 10.0))
