@@ -8,8 +8,9 @@ discretisation correction from the data's finer grid, ``--arms visibility-bounda
 segmentations seen through their contour's position, ``--arms gm-ratio`` that and the grey/white
 diffusivity ratio a nuisance parameter) and measures, per configuration and arm:
 
-- coverage of the 50 % and 90 % central intervals of μ_D,ref, μ_ρ,ref (the growth counted from
-  the reference seed, `bayestumor.forward.referenced_growth`: the headline, since with the seed's
+- coverage of the 50 % and 90 % central intervals of μ_D,ref, μ_ρ,ref (the growth from the
+  reference seed that grows the same tumour, `bayestumor.forward.matched_reference_growth`;
+  cases stored before it, with the closed form, are re-measured from their stored draws: the headline, since with the seed's
   size free the raw μ_D, μ_ρ trade against it), μ_D, μ_ρ, D_w, ρ, T and the seed, with a
   binomial 95 % interval for each coverage, and the mean 90 % interval width (relative for the
   growth parameters, mm for the seed); and of the nuisance parameters with a known truth
@@ -50,7 +51,11 @@ from bayestumor.config import (
     Priors,
 )
 from bayestumor.errors import DiagnosticsWarning, InputError
-from bayestumor.forward import referenced_growth
+from bayestumor.forward import (
+    REFERENCE_SEED,
+    TUMOR_GROWTH_TOOLKIT_SEED,
+    matched_reference_growth,
+)
 from bayestumor.imaging import Observations, Patient
 from bayestumor.utils import atomic_path, use_cpu_cores_for_chains
 from bayestumor.workflows import (
@@ -75,6 +80,10 @@ PARAMETERS = (
 HEADLINE = ("mu_D_ref", "mu_rho_ref", "seed_x", "seed_y", "seed_z")
 NUISANCE = ("gm_ratio",)
 """Nuisance parameters with a known truth, measured when an arm samples them."""
+STORED_DRAWS = 200
+"""Posterior draws of every scalar site kept in each case's record (thinned evenly), so that a
+summary derived from them (a new reference for the growth, say) can be re-measured on stored
+cases without calibrating again."""
 # Each arm adds one thing to the one before it.
 _SEED_FREE = Priors(seed_sigma=SEED_SIGMA_RANGE_MM, seed_amplitude=SEED_AMPLITUDE_RANGE)
 _PET_GAIN = _SEED_FREE.replace(pet_bias=PET_BIAS_SD)
@@ -139,26 +148,14 @@ def measure(case, run, config: CalibrationConfig) -> dict:
         if name in posterior
     }
     if "mu_D_ref" not in draws:  # a fixed seed: the solver's own, referenced here
-        mu_D_ref, mu_rho_ref = referenced_growth(
+        mu_D_ref, mu_rho_ref, _ = matched_reference_growth(
             draws["mu_D"], draws["mu_rho"], **run.problem.sampling_forward.seed_convention
         )
         draws |= {"mu_D_ref": np.asarray(mu_D_ref), "mu_rho_ref": np.asarray(mu_rho_ref)}
-    parameters = {}
-    for name in PARAMETERS + tuple(n for n in NUISANCE if n in draws):
-        values = draws[name]
-        q05, q25, q75, q95 = np.quantile(values, [0.05, 0.25, 0.75, 0.95])
-        truth = case.truth[name]
-        parameters[name] = {
-            "truth": truth,
-            "mean": float(values.mean()),
-            "sd": float(values.std()),
-            "q05": float(q05),
-            "q25": float(q25),
-            "q75": float(q75),
-            "q95": float(q95),
-            "in50": bool(q25 <= truth <= q75),
-            "in90": bool(q05 <= truth <= q95),
-        }
+    parameters = {
+        name: interval_record(draws[name], case.truth[name])
+        for name in PARAMETERS + tuple(n for n in NUISANCE if n in draws)
+    }
     roi = run.roi
     brain = roi.anatomy.brain_mask
     truth = true_density_on_roi(case, config, roi)[brain] > config.threshold_u
@@ -182,6 +179,8 @@ def measure(case, run, config: CalibrationConfig) -> dict:
     diagnostics = run.inference.diagnostics
     return {
         "parameters": parameters,
+        "reference": "matched",
+        "draws": stored_draws(posterior),
         "learning_rate": None if run.learning_rate is None else run.learning_rate.to_dict(),
         "reliability": reliability,
         "targets": targets,
@@ -190,6 +189,61 @@ def measure(case, run, config: CalibrationConfig) -> dict:
             k: diagnostics.get(k) for k in ("passed", "failures", "min_ess_bulk", "divergences")
         },
     }
+
+
+def interval_record(values: np.ndarray, truth: float) -> dict:
+    """Mean, sd, 50 % and 90 % central intervals of draws, and whether they hold `truth`."""
+    q05, q25, q75, q95 = np.quantile(values, [0.05, 0.25, 0.75, 0.95])
+    return {
+        "truth": truth,
+        "mean": float(values.mean()),
+        "sd": float(values.std()),
+        "q05": float(q05),
+        "q25": float(q25),
+        "q75": float(q75),
+        "q95": float(q95),
+        "in50": bool(q25 <= truth <= q75),
+        "in90": bool(q05 <= truth <= q95),
+    }
+
+
+def with_matched_reference(record: dict) -> dict:
+    """A case measured when μ_D,ref, μ_ρ,ref were the closed form (`referenced_growth`),
+    re-measured with the matched ones (`matched_reference_growth`) from its stored draws and
+    its truth's raw μ_D, μ_ρ and seed; returned unchanged if already matched or without draws
+    of the seed's size."""
+    draws = record.get("draws", {})
+    if record.get("reference") == "matched" or "seed_sigma" not in draws:
+        return record
+    seed = TUMOR_GROWTH_TOOLKIT_SEED if record["configuration"] == "solver" else REFERENCE_SEED
+    truth_D, truth_rho, _ = matched_reference_growth(
+        record["parameters"]["mu_D"]["truth"], record["parameters"]["mu_rho"]["truth"], **seed
+    )
+    amplitude = draws.get("seed_amplitude", REFERENCE_SEED["seed_amplitude"])
+    mu_D_ref, mu_rho_ref, _ = matched_reference_growth(
+        np.asarray(draws["mu_D"]),
+        np.asarray(draws["mu_rho"]),
+        np.asarray(draws["seed_sigma"]),
+        np.asarray(amplitude),
+    )
+    parameters = record["parameters"] | {
+        "mu_D_ref": interval_record(np.asarray(mu_D_ref), float(truth_D[0])),
+        "mu_rho_ref": interval_record(np.asarray(mu_rho_ref), float(truth_rho[0])),
+    }
+    return record | {"parameters": parameters, "reference": "rederived from stored draws"}
+
+
+def stored_draws(posterior) -> dict[str, list[float]]:
+    """`STORED_DRAWS` draws, evenly thinned over chains × draws, of every scalar site."""
+    draws = {}
+    for name in posterior.data_vars:
+        values = np.asarray(posterior[name], np.float64)
+        if values.ndim != 2:  # (chain, draw) only: no maps, no per-voxel fields
+            continue
+        values = values.reshape(-1)
+        keep = np.linspace(0, len(values) - 1, min(STORED_DRAWS, len(values))).round().astype(int)
+        draws[str(name)] = [float(f"{v:.6g}") for v in values[keep]]
+    return draws
 
 
 def run_case(configuration: str, index: int, arm: str, args, out: Path) -> dict | None:
@@ -384,7 +438,10 @@ def main() -> None:
                         + (f"  skipped: {record['skipped']}" if "skipped" in record else ""),
                         flush=True,
                     )
-    records = [json.loads(p.read_text()) for p in sorted((args.out / "cases").glob("*.json"))]
+    records = [
+        with_matched_reference(json.loads(p.read_text()))
+        for p in sorted((args.out / "cases").glob("*.json"))
+    ]
     summary = summarise(records)
     print(format_table(summary))
     with atomic_path(args.out / "coverage.json") as tmp:

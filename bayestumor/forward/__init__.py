@@ -6,6 +6,8 @@ from bayestumor.forward._corrected import block_average as block_average
 from bayestumor.forward._corrected import discretisation_offset as discretisation_offset
 from bayestumor.forward._pde import DEFAULT_GM_RATIO as DEFAULT_GM_RATIO
 from bayestumor.forward._pde import AdaptiveStep, FixedStep, PDEForward, relative_diffusivity
+from bayestumor.forward._reference import MATCHED_LEVELS as MATCHED_LEVELS
+from bayestumor.forward._reference import matched_reference_growth as matched_reference_growth
 from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM as DEFAULT_SEED_SIGMA_MM
 from bayestumor.forward._seed import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD
 from bayestumor.forward._seed import REFERENCE_SEED as REFERENCE_SEED
@@ -21,6 +23,7 @@ __all__ = [
     "DEFAULT_GM_RATIO",
     "DEFAULT_SEED_SIGMA_MM",
     "HEAT_KERNEL_THRESHOLD",
+    "MATCHED_LEVELS",
     "REFERENCE_SEED",
     "SEED_SHAPES",
     "TUMOR_GROWTH_TOOLKIT_SEED",
@@ -34,6 +37,7 @@ __all__ = [
     "block_average",
     "discretisation_offset",
     "gaussian_seed",
+    "matched_reference_growth",
     "referenced_growth",
     "relative_diffusivity",
     "seed_density",

@@ -8,7 +8,8 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from bayestumor._custom_types import Array, ArrayLike, Float, Volume
-from bayestumor.forward._seed import REFERENCE_SEED, referenced_growth
+from bayestumor.forward._reference import matched_reference_growth
+from bayestumor.forward._seed import REFERENCE_SEED
 from bayestumor.imaging import Grid
 
 
@@ -110,9 +111,10 @@ class AbstractForwardModel(eqx.Module):
         return dict(REFERENCE_SEED)
 
     def referenced_growth(self, params: GrowthParams) -> tuple[Array, Array]:
-        """(μ_D,ref, μ_ρ,ref) of `params`: μ_D and μ_ρ re-expressed as if the tumour had grown
-        from the `REFERENCE_SEED` (`bayestumor.forward.referenced_growth`), with this map's
-        `seed_convention` where `params` leave the seed's width or peak unset."""
+        """(μ_D,ref, μ_ρ,ref) of a batch of concrete `params`: the growth from the
+        `REFERENCE_SEED` that grows the same tumour (`matched_reference_growth`), with this
+        map's `seed_convention` where `params` leave the seed's width or peak unset."""
         sampled = {"seed_sigma_mm": params.seed_sigma_mm, "seed_amplitude": params.seed_amplitude}
         seed = self.seed_convention | {k: v for k, v in sampled.items() if v is not None}
-        return referenced_growth(params.mu_D, params.mu_rho, **seed)
+        mu_D_ref, mu_rho_ref, _ = matched_reference_growth(params.mu_D, params.mu_rho, **seed)
+        return mu_D_ref, mu_rho_ref

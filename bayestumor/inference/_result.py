@@ -55,7 +55,7 @@ def build_result(
     distinct = {name: values[first] for name, values in flat_positions.items()}
     # Every site the likelihood reads (the PET gain's coefficients too); the posterior group
     # reports the named scalar parameters.
-    every = jax.jit(jax.vmap(problem.constrain))(distinct)
+    every = problem.named_parameters(distinct)
     names = problem.parameter_names
     densities = batched(problem.density_volume, batch_size)(every)
     brain, slope = jax.jit(jax.vmap(problem.brain_values))(densities)

@@ -131,7 +131,7 @@ def reweight(
     smoothed, k = psis(raw)
     weights = np.exp(smoothed)
     ess = float(1.0 / np.sum(weights**2))
-    named = jax.jit(jax.vmap(surrogate_problem.constrain))(positions)
+    named = surrogate_problem.named_parameters(positions)
     summary = {}
     for name in names or surrogate_problem.parameter_names:
         values = np.asarray(named[name], np.float64)

@@ -9,9 +9,11 @@ parameters ``u_c_t1c, u_c_flair, sigma_alpha, b, sigma`` by those names.
 
 When the seed's width or peak is a nuisance parameter, T — and with it μ_D, μ_ρ — counts from
 a seed whose size the scans barely constrain, and μ_D, μ_ρ trade against it along a ridge. The
-model then also records ``mu_D_ref`` and ``mu_rho_ref``: the same growth re-expressed as if
+posterior then also reports ``mu_D_ref`` and ``mu_rho_ref``: the same growth re-expressed as if
 from the `bayestumor.forward.REFERENCE_SEED` (`bayestumor.forward.referenced_growth`), the
-summaries one scan identifies whatever the seed, and the ones to compare across tools.
+summaries one scan identifies whatever the seed, and the ones to compare across tools. They are
+computed from the draws (`CalibrationProblem.named_parameters`), not as sites of this model:
+each takes radial solves (`bayestumor.forward.matched_reference_growth`).
 
 One scan identifies only μ_D = √(D_w T) and μ_ρ = √(ρ T), so with D_w, ρ and T all free the
 posterior of (log D_w, log ρ, log T) is a thin ridge along log T, bent by the prior box in the
@@ -345,11 +347,6 @@ def tumour_model(
     priors = Priors() if priors is None else priors
     modalities = modalities_of(data, priors, epsilon)
     params = sample_growth_params(priors, data)
-    if priors.seed_nuisance_names:
-        # With the seed's size free, μ_D and μ_ρ trade against it; these do not.
-        mu_D_ref, mu_rho_ref = forward.referenced_growth(params)
-        numpyro.deterministic("mu_D_ref", mu_D_ref)
-        numpyro.deterministic("mu_rho_ref", mu_rho_ref)
     imaging = sample_imaging_params(priors, modalities)
     if not include_likelihood:
         return

@@ -131,6 +131,19 @@ class CalibrationProblem:
         """Named parameters (sampled and deterministic sites) at an unconstrained position."""
         return self._prior_info.postprocess_fn(position)
 
+    def named_parameters(self, positions: Position) -> dict[str, Array]:
+        """Named parameters of a batch of unconstrained positions (`constrain`, vmapped), with
+        μ_D,ref and μ_ρ,ref when the seed's size is a nuisance: the growth from the reference
+        seed that grows the same tumour (`bayestumor.forward.matched_reference_growth`; radial
+        solves on concrete draws, so computed here rather than as the model's sites)."""
+        named = jax.jit(jax.vmap(self.constrain))(positions)
+        if self.priors.seed_nuisance_names:
+            mu_D_ref, mu_rho_ref = self.sampling_forward.referenced_growth(
+                self.growth_params(named)
+            )
+            named = {**named, "mu_D_ref": mu_D_ref, "mu_rho_ref": mu_rho_ref}
+        return named
+
     def unconstrain(self, sites: dict[str, Array]) -> Position:
         """Unconstrained position from constrained values of the sample sites."""
         return unconstrain_fn(self.model, (), {"include_likelihood": False}, sites)

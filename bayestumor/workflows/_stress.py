@@ -26,8 +26,8 @@ The truth of each patient is recorded in the generator's own terms (D_w, ρ, T, 
 seed). For ``solver`` that is the other solver's T, measured from its own (smaller) seed: a
 posterior that claims to know T "since a seed of our size" must be wide enough to contain it.
 The truth also holds μ_D,ref and μ_ρ,ref, the growth re-expressed from the reference seed
-(`bayestumor.forward.referenced_growth`, with the generator's seed: for ``solver`` its heat
-kernel, `TUMOR_GROWTH_TOOLKIT_SEED`), which a calibration with the seed's size free reports.
+(`bayestumor.forward.matched_reference_growth`, with the generator's seed: for ``solver`` its
+heat kernel, `TUMOR_GROWTH_TOOLKIT_SEED`), which a calibration with the seed's size free reports.
 
 `benchmarks/coverage.py` calibrates many such patients and measures coverage; the tests run a
 few of them.
@@ -51,7 +51,7 @@ from bayestumor.forward import (
     TUMOR_GROWTH_TOOLKIT_SEED,
     GrowthParams,
     PDEForward,
-    referenced_growth,
+    matched_reference_growth,
 )
 from bayestumor.imaging import Anatomy, Observations, Patient, load_mni152
 from bayestumor.workflows._synthetic import ImagingParams, simulate_patient
@@ -252,15 +252,15 @@ def stress_case(
     if configuration == "mri-only":
         patient = _with_observations(patient, pet=None)
     seed = TUMOR_GROWTH_TOOLKIT_SEED if configuration == "solver" else REFERENCE_SEED
-    mu_D_ref, mu_rho_ref = referenced_growth(params.mu_D, params.mu_rho, **seed)
+    mu_D_ref, mu_rho_ref, _ = matched_reference_growth(params.mu_D, params.mu_rho, **seed)
     truth = {
         "D_w": float(params.D_w),
         "rho": float(params.rho),
         "T": float(params.T),
         "mu_D": float(params.mu_D),
         "mu_rho": float(params.mu_rho),
-        "mu_D_ref": float(mu_D_ref),
-        "mu_rho_ref": float(mu_rho_ref),
+        "mu_D_ref": float(mu_D_ref[0]),
+        "mu_rho_ref": float(mu_rho_ref[0]),
         "gm_ratio": SOLVER_GM_RATIO if configuration == "solver" else DEFAULT_GM_RATIO,
         **{name: float(v) for name, v in zip(SEED_NAMES, params.seed_mm, strict=True)},
         **imaging._asdict(),
