@@ -110,11 +110,11 @@ class AbstractForwardModel(eqx.Module):
         `REFERENCE_SEED`."""
         return dict(REFERENCE_SEED)
 
-    def referenced_growth(self, params: GrowthParams) -> tuple[Array, Array]:
+    def referenced_growth(self, params: GrowthParams) -> tuple[Array, Array, Array]:
         """(μ_D,ref, μ_ρ,ref) of a batch of concrete `params`: the growth from the
         `REFERENCE_SEED` that grows the same tumour (`matched_reference_growth`), with this
-        map's `seed_convention` where `params` leave the seed's width or peak unset."""
+        map's `seed_convention` where `params` leave the seed's width or peak unset; and
+        whether each was matched (else it is the closed form's)."""
         sampled = {"seed_sigma_mm": params.seed_sigma_mm, "seed_amplitude": params.seed_amplitude}
         seed = self.seed_convention | {k: v for k, v in sampled.items() if v is not None}
-        mu_D_ref, mu_rho_ref, _ = matched_reference_growth(params.mu_D, params.mu_rho, **seed)
-        return mu_D_ref, mu_rho_ref
+        return matched_reference_growth(params.mu_D, params.mu_rho, **seed)

@@ -116,11 +116,12 @@ def referenced_growth(
     scans do not show) the equation is linear, and in uniform tissue its solution from a seed of
     mass M₀ and variance σ_eff² is, away from the seed, M₀ e^{ρT} times a Gaussian of variance
     σ_eff² + 2D T: it depends on the seed and the growth only through σ_eff² + 2μ_D² and
-    ln M₀ + μ_ρ². Two tumours with the same referenced values look alike, whatever their seeds;
-    the seed's size, which one scan cannot tell, drops out. (Saturation behind the front and
-    tissue boundaries make this an approximation; both values are exact re-expressions for the
-    reference seed itself.) A value whose square would be negative (a tumour smaller than the
-    reference seed) is reported as 0. The seed's arguments are named as the seed dictionaries'
+    ln M₀ + μ_ρ². A tumour seen on MRI is not small everywhere: behind the front the density
+    saturates, and a peak-1 seed saturates from the start, so at the sizes of real lesions this
+    closed form misplaces the seeds of the prior box by up to ±10 % in μ_ρ,ref and ±16 % in
+    μ_D,ref. Posteriors report `matched_reference_growth` instead, which starts its Newton
+    iteration here. A value whose square would be negative (a tumour smaller than the reference
+    seed) is reported as 0. The seed's arguments are named as the seed dictionaries'
     keys: ``referenced_growth(mu_D, mu_rho, **seed)``.
 
     Returns:

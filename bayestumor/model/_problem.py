@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -138,9 +139,17 @@ class CalibrationProblem:
         solves on concrete draws, so computed here rather than as the model's sites)."""
         named = jax.jit(jax.vmap(self.constrain))(positions)
         if self.priors.seed_nuisance_names:
-            mu_D_ref, mu_rho_ref = self.sampling_forward.referenced_growth(
+            mu_D_ref, mu_rho_ref, matched = self.sampling_forward.referenced_growth(
                 self.growth_params(named)
             )
+            unmatched = int(np.size(matched) - np.count_nonzero(matched))
+            if unmatched:
+                warnings.warn(
+                    f"mu_D_ref, mu_rho_ref of {unmatched} of {np.size(matched)} draws are the "
+                    "closed form's (bayestumor.forward.referenced_growth): their tumours reach "
+                    "no density contour to match, or the matching did not converge",
+                    stacklevel=2,
+                )
             named = {**named, "mu_D_ref": mu_D_ref, "mu_rho_ref": mu_rho_ref}
         return named
 

@@ -8,6 +8,7 @@ same places there too, where the closed form's do not.
 """
 
 import math
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -137,3 +138,32 @@ def test_matched_reference_tumour_grows_the_same_contours_in_3d(sigma_mm, amplit
     )
     np.testing.assert_allclose(matched, tumour, rtol=0.04)
     assert np.max(np.abs(closed / tumour - 1)) >= 0.08
+
+
+def test_posteriors_report_the_matched_growth():
+    """`CalibrationProblem.named_parameters` on prior draws with the seed's width and peak free
+    reports μ_D,ref, μ_ρ,ref as `matched_reference_growth` of each draw's own μ_D, μ_ρ and seed,
+    and a seed fixed at the reference leaves none to report."""
+    import jax
+
+    from bayestumor.config import SEED_AMPLITUDE_RANGE
+    from bayestumor.model import CalibrationProblem, model_data_from_patient
+    from tests._calibration_problems import FAST_PRIORS, synthetic_patient
+
+    patient = synthetic_patient()
+    forward = PDEForward.from_anatomy(patient.anatomy).sized_for(50.0, 30.0)
+    data = model_data_from_patient(patient)
+    priors = FAST_PRIORS.replace(seed_sigma=(3.0, 6.0), seed_amplitude=SEED_AMPLITUDE_RANGE)
+    problem = CalibrationProblem(forward, data, priors)
+    # Prior draws may grow tumours too faint to match (a warning says how many).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        named = problem.named_parameters(problem.sample_prior(jax.random.key(0), 6))
+    params = problem.growth_params(named)
+    expected = matched_reference_growth(
+        params.mu_D, params.mu_rho, params.seed_sigma_mm, params.seed_amplitude
+    )
+    np.testing.assert_allclose(np.asarray(named["mu_D_ref"]), np.asarray(expected[0]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(named["mu_rho_ref"]), np.asarray(expected[1]), rtol=1e-6)
+    fixed = CalibrationProblem(forward, data, FAST_PRIORS)
+    assert "mu_D_ref" not in fixed.named_parameters(fixed.sample_prior(jax.random.key(1), 2))
