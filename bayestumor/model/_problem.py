@@ -13,7 +13,7 @@ import numpy as np
 from numpyro.infer import Predictive, init_to_median
 from numpyro.infer.util import initialize_model, unconstrain_fn
 
-from bayestumor._custom_types import Array, PRNGKeyArray
+from bayestumor._custom_types import Array, ArrayLike, PRNGKeyArray
 from bayestumor.config import SEED_NAMES, Priors
 from bayestumor.forward import AbstractForwardModel, GrowthParams
 from bayestumor.model._numpyro import (
@@ -132,7 +132,7 @@ class CalibrationProblem:
         """Named parameters (sampled and deterministic sites) at an unconstrained position."""
         return self._prior_info.postprocess_fn(position)
 
-    def named_parameters(self, positions: Position) -> dict[str, Array]:
+    def named_parameters(self, positions: dict[str, ArrayLike]) -> dict[str, Array]:
         """Named parameters of a batch of unconstrained positions (`constrain`, vmapped), with
         μ_D,ref and μ_ρ,ref when the seed's size is a nuisance: the growth from the reference
         seed that grows the same tumour (`bayestumor.forward.matched_reference_growth`; radial

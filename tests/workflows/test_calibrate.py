@@ -281,6 +281,7 @@ def test_cli_calibrate_with_config_file(tmp_path):
                 "--visibility",
                 "boundary",
                 "--gm-ratio-free",
+                "--seed-width-free",
                 "--quiet",
             ]
         )
@@ -296,6 +297,9 @@ def test_cli_calibrate_with_config_file(tmp_path):
     assert written["priors"]["gm_ratio"] == list(GM_RATIO_RANGE)
     low, high = GM_RATIO_RANGE
     assert low <= summary["parameters"]["gm_ratio"]["mean"] <= high
+    # The seed's width free: the growth is also reported from the reference seed (matched).
+    assert summary["parameters"]["mu_rho_ref"]["mean"] > 0
+    assert summary["parameters"]["mu_D_ref"]["mean"] > 0
 
 
 def test_cli_runs_nuts_chains_in_parallel_on_cpu_cores(tmp_path):
