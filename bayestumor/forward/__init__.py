@@ -7,7 +7,9 @@ from bayestumor.forward._corrected import discretisation_offset as discretisatio
 from bayestumor.forward._pde import DEFAULT_GM_RATIO as DEFAULT_GM_RATIO
 from bayestumor.forward._pde import AdaptiveStep, FixedStep, PDEForward, relative_diffusivity
 from bayestumor.forward._reference import MATCHED_LEVELS as MATCHED_LEVELS
+from bayestumor.forward._reference import RadialGrid as RadialGrid
 from bayestumor.forward._reference import matched_reference_growth as matched_reference_growth
+from bayestumor.forward._reference import radial_grid as radial_grid
 from bayestumor.forward._seed import DEFAULT_SEED_SIGMA_MM as DEFAULT_SEED_SIGMA_MM
 from bayestumor.forward._seed import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD
 from bayestumor.forward._seed import REFERENCE_SEED as REFERENCE_SEED
@@ -33,11 +35,13 @@ __all__ = [
     "FixedStep",
     "GrowthParams",
     "PDEForward",
+    "RadialGrid",
     "SplitStep",
     "block_average",
     "discretisation_offset",
     "gaussian_seed",
     "matched_reference_growth",
+    "radial_grid",
     "referenced_growth",
     "relative_diffusivity",
     "seed_density",

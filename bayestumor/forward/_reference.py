@@ -122,7 +122,17 @@ class RadialGrid:
 
 
 def radial_grid(cells: int, cell: float = _CELL) -> RadialGrid:
-    """`cells` radial cells `cell` wide, and the Heun steps their stability allows."""
+    """The radially symmetric Fisher–Kolmogorov equation in uniform tissue, in ξ = r/μ_D and
+    τ = t/T (∂u/∂τ = ∇²_ξ u + μ_ρ² u(1 − u), zero flux at both ends): `cells` finite-volume
+    shells `cell` wide, integrated by Heun with the fixed steps its stability allows. This is the
+    solver `matched_reference_growth` matches with; it is public to check against.
+
+    ```python
+    grid = radial_grid(200)
+    u = grid.grow(grid.seed(scale=0.8, amplitude=1.0, cut=None), mu_rho_sq=9.0)
+    radius = grid.radius(u, 0.25)  # in units of μ_D
+    ```
+    """
     centres, volumes, faces = _cell_geometry(cells, cell)
     # Heun is stable for |λΔτ| ≤ 2; Gershgorin bounds the operator by 6/Δξ² (the centre cell).
     steps = math.ceil(1.0 / (0.3 * cell**2))

@@ -21,10 +21,10 @@ from bayestumor.forward import (
     GrowthParams,
     PDEForward,
     matched_reference_growth,
+    radial_grid,
     referenced_growth,
     seed_moments,
 )
-from bayestumor.forward._reference import radial_grid
 from bayestumor.imaging import Grid
 
 
