@@ -15,9 +15,11 @@ from bayestumor.inference._diagnostics import RHAT_MAX as RHAT_MAX
 from bayestumor.inference._diagnostics import diagnose as diagnose
 from bayestumor.inference._diagnostics import format_diagnostics as format_diagnostics
 from bayestumor.inference._diagnostics import importance_failures as importance_failures
+from bayestumor.inference._learning_rate import DERIVED_INTEREST as DERIVED_INTEREST
 from bayestumor.inference._learning_rate import INTEREST_SITES as INTEREST_SITES
 from bayestumor.inference._learning_rate import LearningRate as LearningRate
 from bayestumor.inference._learning_rate import coordinate_names as coordinate_names
+from bayestumor.inference._learning_rate import derived_gradients as derived_gradients
 from bayestumor.inference._learning_rate import kernel_smoothed as kernel_smoothed
 from bayestumor.inference._learning_rate import misfit_learning_rate as misfit_learning_rate
 from bayestumor.inference._learning_rate import misfit_sandwich as misfit_sandwich

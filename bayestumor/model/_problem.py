@@ -172,7 +172,9 @@ class CalibrationProblem:
             spec = getattr(self.priors, name)
             if spec is None:
                 return None
-            return named[name] if name in self.priors.nuisance_names else jnp.float32(spec)
+            if name in self.priors.nuisance_names:
+                return named[name]
+            return jnp.full(jnp.shape(named[SEED_NAMES[0]]), spec, jnp.float32)  # batch's shape
 
         sigma, amplitude = nuisance("seed_sigma"), nuisance("seed_amplitude")
         gm_ratio = nuisance("gm_ratio")
