@@ -16,7 +16,9 @@ diffusivity ratio a nuisance parameter) and measures, per configuration and arm:
   growth parameters, mm for the seed); and of the nuisance parameters with a known truth
   (`NUISANCE`: the grey/white ratio) where an arm samples them;
 - the reliability of P(u > u*): predicted probability against the frequency of true u > u* in
-  ten bins (true density block-averaged onto the ROI grid, brain voxels);
+  ten bins (true density block-averaged onto the ROI grid, brain voxels), with a 95 % interval
+  from resampling patients (a patient's voxels share its fit's error, so they are not
+  independent evidence);
 - how much of the true {u > u*} the target volume {P(u > u*) ≥ p} holds, p = 0.1, 0.5, 0.9,
   and its volume.
 
@@ -301,6 +303,22 @@ def binomial_interval(k: int, n: int) -> tuple[float, float]:
     return (centre - half, centre + half)
 
 
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def patient_bootstrap(counts: np.ndarray, events: np.ndarray) -> list[list[float]]:
+    """Per bin, the 95 % interval of the pooled observed frequency when the patients (rows of
+    the (patients, bins) `counts` and `events`) are resampled with replacement. Voxels of one
+    patient share its fit's error (a front placed too far out raises every bin at once), so
+    the voxel count overstates the evidence; the patient is the independent unit."""
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(counts), size=(BOOTSTRAP_RESAMPLES, len(counts)))
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bins no patient reaches: NaN
+        observed = events[picks].sum(axis=1) / counts[picks].sum(axis=1)
+        return np.nanpercentile(observed, [2.5, 97.5], axis=0).T.tolist()
+
+
 def summarise(records: list[dict]) -> dict:
     """Coverage, widths, reliability and targets per likelihood, per configuration and pooled."""
     summary = {}
@@ -330,15 +348,18 @@ def _group_summary(group: list[dict]) -> dict:
             }
             for level in ("50", "90")
         } | {"width90": float(np.mean(widths)), "width_units": "relative" if relative else "mm"}
-    count = np.sum([r["reliability"]["count"] for r in group], axis=0)
-    events = np.sum([r["reliability"]["events"] for r in group], axis=0)
-    predicted = np.sum([r["reliability"]["predicted"] for r in group], axis=0)
+    counts = np.array([r["reliability"]["count"] for r in group], float)
+    events = np.array([r["reliability"]["events"] for r in group], float)
+    predicted = np.array([r["reliability"]["predicted"] for r in group], float)
+    count = counts.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         reliability = {
             "bins": BINS.tolist(),
             "count": count.astype(int).tolist(),
-            "predicted": (predicted / count).tolist(),
-            "observed": (events / count).tolist(),
+            "patients": np.count_nonzero(counts, axis=0).tolist(),
+            "predicted": (predicted.sum(axis=0) / count).tolist(),
+            "observed": (events.sum(axis=0) / count).tolist(),
+            "observed_patient_bootstrap_95": patient_bootstrap(counts, events),
         }
     targets = {
         p: {
@@ -386,12 +407,24 @@ def format_table(summary: dict) -> str:
             )
             lines.append(f"mean 90 % widths (relative to truth; seed in mm): {widths}")
             rel = pooled["reliability"]
-            lines.append("P(u > u*) reliability (bin: predicted → observed, voxels):")
-            for lo, p, o, c in zip(
-                rel["bins"][:-1], rel["predicted"], rel["observed"], rel["count"], strict=True
+            lines.append(
+                "P(u > u*) reliability (bin: predicted → observed [95 % over resampled "
+                "patients], voxels, patients):"
+            )
+            for lo, p, o, (low, high), c, k in zip(
+                rel["bins"][:-1],
+                rel["predicted"],
+                rel["observed"],
+                rel["observed_patient_bootstrap_95"],
+                rel["count"],
+                rel["patients"],
+                strict=True,
             ):
                 if c:
-                    lines.append(f"  [{lo:.1f}, {lo + 0.1:.1f}): {p:.3f} → {o:.3f}  ({c})")
+                    lines.append(
+                        f"  [{lo:.1f}, {lo + 0.1:.1f}): {p:.3f} → {o:.3f} [{low:.2f}, {high:.2f}]"
+                        f"  ({c}, {k})"
+                    )
             for p, target in pooled["targets"].items():
                 lines.append(
                     f"target P ≥ {p}: {target['volume_ml']:.1f} ml, holds "
