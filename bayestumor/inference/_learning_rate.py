@@ -50,7 +50,6 @@ differentiation, and the per-voxel Jacobian by reverse mode would need n backwar
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 
 import jax
@@ -138,8 +137,8 @@ def derived_gradients(
     problem: CalibrationProblem, position: Position, *, step: float = 1e-2
 ) -> dict[str, np.ndarray]:
     """Gradients of log μ_D,ref and log μ_ρ,ref (`DERIVED_INTEREST`) in the flat unconstrained
-    coordinates at `position`, by central differences of `CalibrationProblem.named_parameters`
-    (the matched referenced growth); empty when the seed's size is fixed, or when some of the
+    coordinates at `position`, by central differences of the matched referenced growth
+    (`AbstractForwardModel.referenced_growth`, as `CalibrationProblem.named_parameters`); empty when the seed's size is fixed, or when some of the
     2d perturbed tumours could not be matched (their closed-form fallback would make the
     difference meaningless)."""
     if not problem.priors.seed_nuisance_names:
@@ -147,15 +146,13 @@ def derived_gradients(
     flat, unravel = ravel_pytree(position)
     d = flat.size
     offsets = jnp.concatenate([jnp.eye(d, dtype=flat.dtype), -jnp.eye(d, dtype=flat.dtype)]) * step
-    positions = jax.vmap(unravel)(flat + offsets)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        named = problem.named_parameters({k: np.asarray(v) for k, v in positions.items()})
-    if any("closed form" in str(w.message) for w in caught):
+    named = jax.vmap(problem.constrain)(jax.vmap(unravel)(flat + offsets))
+    *referenced, matched = problem.sampling_forward.referenced_growth(problem.growth_params(named))
+    if not np.all(matched):
         return {}
     gradients = {}
-    for name in DERIVED_INTEREST:
-        log_value = np.log(np.asarray(named[name], np.float64))
+    for name, values in zip(DERIVED_INTEREST, referenced, strict=True):
+        log_value = np.log(np.asarray(values, np.float64))
         gradients[name] = (log_value[:d] - log_value[d:]) / (2 * step)
     return gradients
 
