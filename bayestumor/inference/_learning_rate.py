@@ -25,8 +25,8 @@ differences) joins the max with r_g = gᵀ H⁻¹ J H⁻¹ g / gᵀ H⁻¹ g, so
 that combination cannot leave η at 1. (Measured on four stress patients — boundary 3 and 5,
 pet-bias 1, threshold 0 — r_g was 0.5–1.4, never above the coordinates' largest r_k: their
 largest whitened inflations, 4–13.5, lie in other directions; and those patients' μ_ρ,ref
-misses are biases that a variance correction does not see.) Each interval of interest is then at least as
-wide as the sandwich says (Syring & Martin 2019 calibrate credible regions the same way, by
+misses are biases that a variance correction does not see.) Each interval of interest is then
+at least as wide as the sandwich says (Syring & Martin 2019 calibrate credible regions the same way, by
 bootstrap); directions the data pin down more firmly (imaging parameters) come out wider than
 needed. Also recorded: the eigenvalues of M = H^{-1/2} J H^{-1/2} (per whitened direction) and
 p / tr M, the trace-matching rate of Lyddon, Holmes & Walker (2019), which is larger.
@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import Array
 from jax.flatten_util import ravel_pytree
 
 from bayestumor.imaging import Grid
@@ -138,15 +139,14 @@ def derived_gradients(
 ) -> dict[str, np.ndarray]:
     """Gradients of log μ_D,ref and log μ_ρ,ref (`DERIVED_INTEREST`) in the flat unconstrained
     coordinates at `position`, by central differences of the matched referenced growth
-    (`AbstractForwardModel.referenced_growth`, as `CalibrationProblem.named_parameters`); empty when the seed's size is fixed, or when some of the
-    2d perturbed tumours could not be matched (their closed-form fallback would make the
-    difference meaningless)."""
+    (`AbstractForwardModel.referenced_growth`, as `CalibrationProblem.named_parameters`).
+    Empty when the seed's size is fixed, or when some of the 2d perturbed tumours could not be
+    matched (their closed-form fallback would make the difference meaningless)."""
     if not problem.priors.seed_nuisance_names:
         return {}
     flat, unravel = ravel_pytree(position)
     d = flat.size
-    offsets = jnp.concatenate([jnp.eye(d, dtype=flat.dtype), -jnp.eye(d, dtype=flat.dtype)]) * step
-    named = jax.vmap(problem.constrain)(jax.vmap(unravel)(flat + offsets))
+    named = jax.vmap(problem.constrain)(jax.vmap(unravel)(flat + _central_offsets(flat, step)))
     *referenced, matched = problem.sampling_forward.referenced_growth(problem.growth_params(named))
     if not np.all(matched):
         return {}
@@ -171,7 +171,7 @@ def misfit_sandwich(
         named = exact.constrain(unravel(x))
         return sum(exact.pointwise_log_likelihood(named, *exact.brain_fields(named)).values())
 
-    offsets = jnp.concatenate([jnp.eye(d, dtype=flat.dtype), -jnp.eye(d, dtype=flat.dtype)]) * step
+    offsets = _central_offsets(flat, step)
     values = np.asarray(jax.jit(jax.vmap(pointwise))(flat + offsets), np.float64)
     scores = (values[:d] - values[d:]).T / (2 * step)  # (n, d)
 
@@ -187,6 +187,13 @@ def misfit_sandwich(
         scores, problem.forward.grid, np.asarray(problem.data.voxel_index), length_mm
     )
     return information, scores.T @ smoothed, scores.shape[0]
+
+
+def _central_offsets(flat: Array, step: float) -> Array:
+    """The (2d, d) offsets of a central difference of every one of `flat`'s d coordinates:
+    +step along each, then −step along each."""
+    eye = jnp.eye(flat.size, dtype=flat.dtype)
+    return jnp.concatenate([eye, -eye]) * step
 
 
 def coordinate_names(position: Position) -> list[str]:

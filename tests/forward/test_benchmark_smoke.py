@@ -1,13 +1,11 @@
 """The forward benchmark script runs end to end and its accuracy columns say what the docs say."""
 
-import importlib.util
 import json
 import os
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "forward.py"
+from tests._benchmarks import load_benchmark
 
 
 @pytest.mark.slow
@@ -16,9 +14,7 @@ def test_forward_benchmark_quick_run(tmp_path, capsys):
     accurate than explicit Euler at the same step); the machine's CPU count from the OS; the
     equal-accuracy speed-up, which is extrapolated rather than measured, is labelled so in the
     JSON key and the table header."""
-    spec = importlib.util.spec_from_file_location("forward_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("forward")
     out = tmp_path / "forward.json"
     module.main(["--quick", "--out", str(out)])
     result = json.loads(out.read_text())

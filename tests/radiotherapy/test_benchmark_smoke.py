@@ -1,13 +1,12 @@
 """The benchmark script runs end to end at smoke size (--quick) and writes where it is told."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "radiotherapy.py"
-TRACKED = SCRIPT.parent / "results" / "radiotherapy.json"
+from tests._benchmarks import BENCHMARKS, load_benchmark
+
+TRACKED = BENCHMARKS / "results" / "radiotherapy.json"
 
 
 @pytest.mark.slow
@@ -16,9 +15,7 @@ def test_benchmark_quick(tmp_path):
     fits must reach the same curves to 1e-3); the forecast section scores every series of
     its cohort; the smoke run writes its JSON to ``--out`` and leaves the tracked results
     untouched."""
-    spec = importlib.util.spec_from_file_location("benchmark_radiotherapy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("radiotherapy")
     tracked_before = TRACKED.read_bytes() if TRACKED.exists() else None
     out = tmp_path / "radiotherapy.json"
     results = module.main(["--quick", "--out", str(out)])
