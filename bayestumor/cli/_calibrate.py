@@ -13,6 +13,7 @@ from bayestumor.cli._simulate import add_seed_options
 from bayestumor.config import (
     GM_RATIO_RANGE,
     LIKELIHOODS,
+    MODEL_ERRORS,
     PDE_STEPPINGS,
     PET_BIAS_SD,
     PET_NORMALISATIONS,
@@ -92,6 +93,13 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         default=defaults.misfit_length_mm,
         metavar="MM",
         help="bandwidth of the misfit's spatial correlation for --likelihood calibrated, mm",
+    )
+    parser.add_argument(
+        "--model-error",
+        choices=MODEL_ERRORS,
+        default=defaults.model_error,
+        help="stress-suite: the reported mu_D_ref, mu_rho_ref (seed size free) carry the "
+        "model-form error measured on the stress suite; none: the model's posterior alone",
     )
     parser.add_argument(
         "--discretisation-correction",
@@ -182,6 +190,7 @@ def config_from(args: argparse.Namespace, base):
         ctv_probability=args.ctv_probability,
         likelihood=args.likelihood,
         misfit_length_mm=args.misfit_length,
+        model_error=args.model_error,
         discretisation_correction=args.discretisation_correction,
         seed_shape=args.seed_shape,
         seed_sigma_mm=args.seed_sigma_mm,
@@ -209,6 +218,7 @@ _OPTION_FIELDS = {
     "ctv_probability": "ctv_probability",
     "likelihood": "likelihood",
     "misfit_length": "misfit_length_mm",
+    "model_error": "model_error",
     "discretisation_correction": "discretisation_correction",
     "seed_shape": "seed_shape",
     "seed_sigma_mm": "seed_sigma_mm",

@@ -19,6 +19,9 @@ from bayestumor.config._calibration import PET_NORMALISATIONS as PET_NORMALISATI
 from bayestumor.config._calibration import SEED_SHAPES as SEED_SHAPES
 from bayestumor.config._calibration import TUMOUR_LABEL_CONVENTIONS as TUMOUR_LABEL_CONVENTIONS
 from bayestumor.config._calibration import CalibrationConfig as CalibrationConfig
+from bayestumor.config._model_error import MODEL_ERRORS as MODEL_ERRORS
+from bayestumor.config._model_error import STRESS_SUITE_MODEL_ERROR as STRESS_SUITE_MODEL_ERROR
+from bayestumor.config._model_error import STRESS_SUITE_SOURCE as STRESS_SUITE_SOURCE
 from bayestumor.config._priors import GM_RATIO_RANGE as GM_RATIO_RANGE
 from bayestumor.config._priors import GROWTH_NAMES_PHYSICAL as GROWTH_NAMES_PHYSICAL
 from bayestumor.config._priors import GROWTH_NAMES_SCALE_FREE as GROWTH_NAMES_SCALE_FREE

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from bayestumor.config._model_error import MODEL_ERRORS
 from bayestumor.config._priors import Priors
 from bayestumor.errors import InputError
 
@@ -132,6 +133,11 @@ class CalibrationConfig:
             on the patient's own anatomy there (`bayestumor.workflows.corrected_problem`;
             skipped when the scans are coarser than that grid); 0: no correction. Not with
             coarse-to-fine inference (refused).
+        model_error: ``"stress-suite"`` (default): the reported μ_D,ref and μ_ρ,ref carry the
+            model-form error measured on the stress suite (`STRESS_SUITE_MODEL_ERROR`, a
+            log-normal factor independent of the data, by whether PET was given); ``"none"``:
+            the model's posterior alone. Only the summary's intervals change; the posterior
+            draws are the model's (`bayestumor.posterior.with_model_error`).
         lesion_tissue: the tissue of the lesion's voxels (T1c ∪ FLAIR), one of
             `LESION_TISSUES`: ``"as-given"`` (the maps as read), ``"white-matter"`` (wm = 1),
             ``"brain"`` (wm + gm = 1 in their given ratio, CSF 0);
@@ -172,6 +178,7 @@ class CalibrationConfig:
     coarse_spacing_mm: float | None = DEFAULT_COARSE_SPACING_MM
     refine_warmup: int = 100
     discretisation_correction: int = 0
+    model_error: str = "stress-suite"
 
     def __post_init__(self):
         _check_seed_and_lesion(self)
@@ -186,6 +193,10 @@ class CalibrationConfig:
             )
         if self.likelihood not in LIKELIHOODS:
             raise InputError(f"unknown likelihood {self.likelihood!r}; choose from {LIKELIHOODS}")
+        if self.model_error not in MODEL_ERRORS:
+            raise InputError(
+                f"unknown model error {self.model_error!r}; choose from {MODEL_ERRORS}"
+            )
         if self.stepping not in PDE_STEPPINGS:
             raise InputError(f"unknown PDE stepping {self.stepping!r}; choose from {PDE_STEPPINGS}")
         if self.stepping != "heun" and self.reaction_step != DEFAULT_REACTION_STEP:

@@ -1,6 +1,7 @@
 """Posterior products from density draws: statistics, infiltration probability, target volumes,
 and the checks that say when a fit cannot explain the scans (`predictive_checks`,
-`parameters_at_prior_bounds`, `target_volumes`)."""
+`parameters_at_prior_bounds`, `target_volumes`), and the reported parameters' model-form error
+(`with_model_error`)."""
 
 from bayestumor.config import DEFAULT_CTV_PROBABILITY as DEFAULT_CTV_PROBABILITY
 from bayestumor.config import DEFAULT_THRESHOLD_U as DEFAULT_THRESHOLD_U
@@ -15,6 +16,8 @@ from bayestumor.posterior._maps import DEFAULT_QUANTILES as DEFAULT_QUANTILES
 from bayestumor.posterior._maps import PosteriorMaps as PosteriorMaps
 from bayestumor.posterior._maps import posterior_maps as posterior_maps
 from bayestumor.posterior._maps import write_posterior_maps as write_posterior_maps
+from bayestumor.posterior._model_error import model_error_sd as model_error_sd
+from bayestumor.posterior._model_error import with_model_error as with_model_error
 from bayestumor.posterior._plans import BRATS2021_LABELS as BRATS2021_LABELS
 from bayestumor.posterior._plans import PREDICTGBM_LABELS as PREDICTGBM_LABELS
 from bayestumor.posterior._plans import (

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import xarray as xr
 
-from bayestumor.config import CalibrationConfig
+from bayestumor.config import STRESS_SUITE_SOURCE, CalibrationConfig
 from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.imaging import Grid, Patient, load_patient, save_patient
 from bayestumor.inference import Refinement, format_diagnostics, format_refinement
@@ -33,10 +33,12 @@ from bayestumor.posterior import (
     DICE_MIN,
     FLAIR_INSIDE_TARGET_MIN,
     PosteriorMaps,
+    model_error_sd,
     parameters_at_prior_bounds,
     posterior_maps,
     predictive_checks,
     target_volumes,
+    with_model_error,
     write_posterior_maps,
 )
 from bayestumor.utils import atomic_directory
@@ -56,7 +58,9 @@ class CalibrationResult:
     Attributes:
         datatree: ArviZ DataTree (saved as ``posterior.nc``).
         summary: JSON-ready dict (saved as ``summary.json``): per-parameter mean, sd, q05, q95
-            and units; diagnostics (``passed``, ``failures``, ...); ``ctv_ml``, ``flair_ml``,
+            and units (with ``model_error_sd`` and ``without_model_error`` where the model-form
+            error widens them, ``model_error`` saying how); diagnostics (``passed``,
+            ``failures``, ...); ``ctv_ml``, ``flair_ml``,
             ``t1c_ml``; ``runtime_s``; sampler and patient name.
         maps: posterior maps on the ROI grid.
         roi: the patient on the ROI grid the model was fitted on.
@@ -87,21 +91,37 @@ class _Report(NamedTuple):
     pde_check: dict[str, Any] | None
 
 
-def summarise(datatree: xr.DataTree, names: list[str]) -> dict[str, dict[str, float | str]]:
-    """Per-parameter posterior mean, sd, 5 % and 95 % quantiles, with units."""
+def summarise(
+    datatree: xr.DataTree, names: list[str], model_error: dict[str, float] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per-parameter posterior mean, sd, 5 % and 95 % quantiles, with units.
+
+    A parameter with a model-form error τ in `model_error` is reported with it
+    (`bayestumor.posterior.with_model_error`), its τ and the model's own statistics beside."""
     posterior = datatree["posterior"]
+    model_error = model_error or {}
     table = {}
     for name in names:
         values = np.asarray(posterior[name], np.float64).reshape(-1)
-        q05, q95 = np.quantile(values, [0.05, 0.95])
-        table[name] = {
-            "mean": float(values.mean()),
-            "sd": float(values.std()),
-            "q05": float(q05),
-            "q95": float(q95),
-            "units": UNITS[name],
-        }
+        stats = with_model_error(values, model_error.get(name, 0.0), (0.05, 0.95))
+        if name in model_error:
+            stats |= {
+                "model_error_sd": model_error[name],
+                "without_model_error": with_model_error(values, 0.0, (0.05, 0.95)),
+            }
+        table[name] = stats | {"units": UNITS[name]}
     return table
+
+
+def model_error_record(
+    config: CalibrationConfig, modalities: tuple[AbstractModality, ...], names: list[str]
+) -> dict[str, Any] | None:
+    """The model-form error the summary adds to the reported parameters
+    (``CalibrationConfig.model_error``): its τ per parameter, the kind of data it was measured
+    for and where; None when there is none (``"none"``, or no parameter it applies to)."""
+    kind = "with-pet" if any(m.name == "pet" for m in modalities) else "mri-only"
+    sd = model_error_sd(kind, names, config.model_error)
+    return {"sd": sd, "data": kind, "source": STRESS_SUITE_SOURCE} if sd else None
 
 
 def refinement_summary(refinement: Refinement) -> dict[str, Any]:
@@ -136,6 +156,9 @@ def write_run(
         diagnostics["likelihood"] = run.learning_rate.to_dict()
     if run.discretisation is not None:
         diagnostics["discretisation_correction"] = run.discretisation.to_dict()
+    diagnostics["model_error"] = model_error_record(
+        run.config, run.problem.modalities, run.problem.parameter_names
+    )
     report = _Report(
         config=run.config,
         patient_name=run.patient_name,
@@ -311,6 +334,7 @@ def _render(report: _Report, directory: Path, started: float) -> tuple[Posterior
             stacklevel=3,
         )
     written = write_posterior_maps(maps, directory / "maps", report.original_grid)
+    model_error = model_error_record(config, report.modalities, report.names)
     volumes = report.original_volumes_ml
     summary = {
         "patient": report.patient_name,
@@ -321,7 +345,8 @@ def _render(report: _Report, directory: Path, started: float) -> tuple[Posterior
         "roi_spacing_mm": config.spacing_mm,
         "roi_margin_mm": config.margin_mm,  # the final one, after any growth (sample_patient)
         "brain_voxels": report.voxels,
-        "parameters": summarise(report.datatree, report.names),
+        "parameters": summarise(report.datatree, report.names, model_error and model_error["sd"]),
+        "model_error": model_error,
         "diagnostics": {
             k: report.diagnostics.get(k)
             for k in ("passed", "failures", "divergences", "min_ess_bulk", "smc")
@@ -458,6 +483,13 @@ def format_summary(summary: dict[str, Any], truth: dict[str, float] | None = Non
         )
     elif likelihood:
         lines.append("likelihood: exact (every voxel independent)")
+    model_error = summary.get("model_error")
+    if model_error:
+        sds = ", ".join(f"{name} {100 * tau:.2g} %" for name, tau in model_error["sd"].items())
+        lines.append(
+            f"model-form error added to the intervals ({model_error['data']}, measured on the "
+            f"stress suite): {sds} (sd of the log; --model-error none leaves it out)"
+        )
     correction = summary.get("discretisation_correction")
     if correction:
         lines.append(

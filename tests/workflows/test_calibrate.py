@@ -15,7 +15,7 @@ import xarray as xr
 
 from bayestumor import load_nifti, load_patient, save_nifti
 from bayestumor.cli import main
-from bayestumor.config import GM_RATIO_RANGE
+from bayestumor.config import GM_RATIO_RANGE, STRESS_SUITE_MODEL_ERROR
 from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.model import Priors
 from bayestumor.workflows import (
@@ -300,6 +300,18 @@ def test_cli_calibrate_with_config_file(tmp_path):
     # The seed's width free: the growth is also reported from the reference seed (matched).
     assert summary["parameters"]["mu_rho_ref"]["mean"] > 0
     assert summary["parameters"]["mu_D_ref"]["mean"] > 0
+    # Reported with the stress suite's model-form error for scans without PET, which widens
+    # μ_ρ,ref's interval around the model's own and leaves μ_D,ref's (τ = 0 there) alone.
+    tau = STRESS_SUITE_MODEL_ERROR["mri-only"]
+    assert summary["model_error"]["data"] == "mri-only"
+    assert summary["model_error"]["sd"] == {"mu_rho_ref": tau["mu_rho_ref"]}
+    rho_ref = summary["parameters"]["mu_rho_ref"]
+    assert rho_ref["model_error_sd"] == tau["mu_rho_ref"]
+    own = rho_ref["without_model_error"]
+    assert rho_ref["q05"] < own["q05"] and rho_ref["q95"] > own["q95"]
+    assert "model_error_sd" not in summary["parameters"]["mu_D_ref"]
+    diagnostics = json.loads((tmp_path / "out" / "diagnostics.json").read_text())
+    assert diagnostics["model_error"] == summary["model_error"]
 
 
 def test_cli_runs_nuts_chains_in_parallel_on_cpu_cores(tmp_path):
