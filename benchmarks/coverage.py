@@ -20,7 +20,12 @@ diffusivity ratio a nuisance parameter) and measures, per configuration and arm:
   from resampling patients (a patient's voxels share its fit's error, so they are not
   independent evidence);
 - how much of the true {u > u*} the target volume {P(u > u*) ≥ p} holds, p = 0.1, 0.5, 0.9,
-  and its volume.
+  and its volume;
+- over all cases of an arm with the seed's size free: the model-form error τ of μ_D,ref and
+  μ_ρ,ref per kind of data (`fit_model_error`; the package's values are
+  `bayestumor.config.STRESS_SUITE_MODEL_ERROR`) and the coverage and width of the intervals it
+  widens, cross-validated by leaving each configuration out (`model_error_summary`). The stored
+  draws are the model's own, so the summary can re-fit τ as cases are added.
 
 Every (configuration, replicate, arm) is one JSON file under ``--out``/cases, written
 atomically when done: an interrupted run resumes where it stopped; replicate i of a

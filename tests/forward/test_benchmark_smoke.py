@@ -16,10 +16,10 @@ def test_forward_benchmark_quick_run(tmp_path, capsys):
     JSON key and the table header."""
     module = load_benchmark("forward")
     out = tmp_path / "forward.json"
-    module.main(["--quick", "--out", str(out)])
+    module.main(["--quick", "--grids", "4", "--out", str(out)])  # 64³ too took 124 s of CI
     result = json.loads(out.read_text())
     rows = result["rows"]
-    assert [row["grid"] for row in rows] == ["32³/4 mm", "64³/2 mm"]
+    assert [row["grid"] for row in rows] == ["32³/4 mm"]
     for row in rows:
         assert row["heun_rel_l2_error"] < 0.005 < 0.03 < row["numpy_euler_rel_l2_error"]
         assert row["gradient_s"] > 0 and row["voxel_updates_per_s"] > 0

@@ -246,7 +246,9 @@ def test_single_chain_gradient_samplers_run_end_to_end(tmp_path, sampler):
     """One chain is a valid configuration (NumPyro then wants initial values without a chain
     axis; passing one silently broadcast the seed into a 3×3 matrix). Every draw is finite and
     inside the prior box."""
-    config = FAST_CONFIG.replace(sampler=sampler, chains=1, warmup=10, draws=10, plots=False)
+    config = FAST_CONFIG.replace(
+        sampler=sampler, chains=1, warmup=10, draws=10, plots=False, likelihood="exact"
+    )  # η (its MAP and sandwich) is not under test here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
         result = calibrate_patient(synthetic_patient(), tmp_path / "out", config)
@@ -320,7 +322,9 @@ def test_cli_runs_nuts_chains_in_parallel_on_cpu_cores(tmp_path):
     two NUTS chains run in parallel under `pmap` and give finite draws."""
     directory = _write_patient(tmp_path / "patient", synthetic_patient(pet=False))
     config_file = tmp_path / "config.json"
-    config = FAST_CONFIG.replace(sampler="nuts", chains=2, warmup=20, draws=20, plots=False)
+    config = FAST_CONFIG.replace(
+        sampler="nuts", chains=2, warmup=20, draws=20, plots=False, likelihood="exact"
+    )  # the chains' parallelism is under test, not η
     config_file.write_text(json.dumps(config.to_dict()))
     root = Path(__file__).resolve().parents[2]
     environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

@@ -222,6 +222,7 @@ def test_calibrate_and_report_write_report_html(tmp_path):
         smc_mcmc_steps=2,
         progress=False,
         plots=True,
+        likelihood="exact",  # the page is under test, not η (its MAP and sandwich)
     )
     out = tmp_path / "out"
     with warnings.catch_warnings():
