@@ -90,6 +90,11 @@ HEADLINE = ("mu_D_ref", "mu_rho_ref", "seed_x", "seed_y", "seed_z")
 MODEL_ERROR_PARAMETERS = ("mu_D_ref", "mu_rho_ref")
 """Reported quantities whose model-form error the summary estimates
 (`bayestumor.config.STRESS_SUITE_MODEL_ERROR` holds the package's values)."""
+MODEL_ERROR_CASES = "model_error_cases.json"
+"""Written beside ``coverage.json`` by every summary: `model_error_cases`."""
+MODEL_ERROR_REFERENCE = Path(__file__).parent / "reference" / "stress_suite_model_error.json"
+"""The ``visibility-boundary`` arm's `model_error_cases` of the 42 patients the package's
+`STRESS_SUITE_MODEL_ERROR` was fitted on, kept with the code (tests re-derive τ from it)."""
 REFERENCE_FLOOR = 0.05
 """μ_D,ref, μ_ρ,ref draws at 0 (no reference growth exists: the reference seed alone is wider
 than the draw's tumour) enter the log-scale model-error fit at this floor."""
@@ -354,6 +359,29 @@ def summarise(records: list[dict]) -> dict:
     return summary
 
 
+def model_error_cases(records: list[dict]) -> dict[str, list[dict]]:
+    """Per arm, what `model_error_summary` reads of each case (configuration, the stored draws of
+    `MODEL_ERROR_PARAMETERS`, their truth and 90 % interval): small enough to keep with the
+    code, so that the package's τ can be re-derived from it (`MODEL_ERROR_REFERENCE`)."""
+    arms: dict[str, list[dict]] = {}
+    for record in records:
+        draws = record.get("draws", {})
+        if "parameters" not in record or not all(n in draws for n in MODEL_ERROR_PARAMETERS):
+            continue
+        arms.setdefault(record["likelihood"], []).append(
+            {
+                "configuration": record["configuration"],
+                "index": record["index"],
+                "draws": {n: [float(f"{v:.6g}") for v in draws[n]] for n in MODEL_ERROR_PARAMETERS},
+                "parameters": {
+                    n: {k: record["parameters"][n][k] for k in ("truth", "q05", "q95", "in90")}
+                    for n in MODEL_ERROR_PARAMETERS
+                },
+            }
+        )
+    return arms
+
+
 def data_kind(record: dict) -> str:
     """The kind of data a model-form error is measured for (`STRESS_SUITE_MODEL_ERROR`'s keys)."""
     return "mri-only" if record["configuration"] == "mri-only" else "with-pet"
@@ -589,6 +617,8 @@ def main() -> None:
     print(format_table(summary))
     with atomic_path(args.out / "coverage.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
+    with atomic_path(args.out / MODEL_ERROR_CASES) as tmp:
+        tmp.write_text(json.dumps(model_error_cases(records)))
 
 
 if __name__ == "__main__":

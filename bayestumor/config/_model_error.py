@@ -33,7 +33,8 @@ STRESS_SUITE_MODEL_ERROR: dict[str, dict[str, float]] = {
     "mri-only": {"mu_D_ref": 0.0, "mu_rho_ref": 0.047},
 }
 """τ (sd of log θ) per kind of data and reported quantity (module docstring); the summary of
-`benchmarks/coverage.py` prints the values its stored cases give."""
+`benchmarks/coverage.py` prints the values its stored cases give, and the 42 cases these came
+from are kept in ``benchmarks/reference/stress_suite_model_error.json`` (a test re-fits them)."""
 
 STRESS_SUITE_SOURCE = (
     "benchmarks/coverage.py --replicates 7 --arms visibility-boundary: 42 stress patients, "
