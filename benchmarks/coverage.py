@@ -213,17 +213,10 @@ def measure(case, run, config: CalibrationConfig) -> dict:
 
 def interval_record(values: np.ndarray, truth: float) -> dict:
     """Mean, sd, 50 % and 90 % central intervals of draws, and whether they hold `truth`."""
-    q05, q25, q75, q95 = np.quantile(values, [0.05, 0.25, 0.75, 0.95])
-    return {
-        "truth": truth,
-        "mean": float(values.mean()),
-        "sd": float(values.std()),
-        "q05": float(q05),
-        "q25": float(q25),
-        "q75": float(q75),
-        "q95": float(q95),
-        "in50": bool(q25 <= truth <= q75),
-        "in90": bool(q05 <= truth <= q95),
+    stats = with_model_error(values, 0.0, (0.05, 0.25, 0.75, 0.95))  # the draws' own
+    return {"truth": truth, **stats} | {
+        "in50": bool(stats["q25"] <= truth <= stats["q75"]),
+        "in90": bool(stats["q05"] <= truth <= stats["q95"]),
     }
 
 

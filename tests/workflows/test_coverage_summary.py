@@ -90,3 +90,17 @@ def test_the_package_model_error_is_what_the_stored_suite_gives(coverage):
             assert STRESS_SUITE_MODEL_ERROR[kind][name] == pytest.approx(tau, rel=0.05, abs=5e-4)
         assert 0.80 <= row["covered_cross_validated"] / row["cases"] <= 0.97, (name, row)
     assert table["mu_rho_ref"]["covered_without"] / len(cases) < 0.80
+
+
+def test_interval_record_is_the_draws_own_quantiles(coverage):
+    """Truth: NumPy's quantiles of 0, 1, …, 9 (5 %: 0.45, 25 %: 2.25, 75 %: 6.75, 95 %: 8.55)."""
+    record = coverage.interval_record(np.arange(10.0), 7.0)
+    assert [record[k] for k in ("q05", "q25", "q75", "q95")] == pytest.approx(
+        [0.45, 2.25, 6.75, 8.55]
+    )
+    assert (record["mean"], record["truth"], record["in50"], record["in90"]) == (
+        4.5,
+        7.0,
+        False,
+        True,
+    )
