@@ -65,7 +65,7 @@ from bayestumor.forward import (
     matched_reference_growth,
 )
 from bayestumor.imaging import Observations, Patient
-from bayestumor.posterior import with_model_error
+from bayestumor.posterior import model_error_kind, with_model_error
 from bayestumor.utils import atomic_path, use_cpu_cores_for_chains
 from bayestumor.workflows import (
     STRESS_CONFIGURATIONS,
@@ -377,7 +377,9 @@ def model_error_cases(records: list[dict]) -> dict[str, list[dict]]:
 
 def data_kind(record: dict) -> str:
     """The kind of data a model-form error is measured for (`STRESS_SUITE_MODEL_ERROR`'s keys)."""
-    return "mri-only" if record["configuration"] == "mri-only" else "with-pet"
+    return model_error_kind(
+        record["configuration"] != "mri-only"
+    )  # the one stress case without PET
 
 
 def log_error(record: dict, name: str) -> tuple[float, float]:

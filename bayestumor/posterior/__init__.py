@@ -16,6 +16,7 @@ from bayestumor.posterior._maps import DEFAULT_QUANTILES as DEFAULT_QUANTILES
 from bayestumor.posterior._maps import PosteriorMaps as PosteriorMaps
 from bayestumor.posterior._maps import posterior_maps as posterior_maps
 from bayestumor.posterior._maps import write_posterior_maps as write_posterior_maps
+from bayestumor.posterior._model_error import model_error_kind as model_error_kind
 from bayestumor.posterior._model_error import model_error_sd as model_error_sd
 from bayestumor.posterior._model_error import with_model_error as with_model_error
 from bayestumor.posterior._plans import BRATS2021_LABELS as BRATS2021_LABELS

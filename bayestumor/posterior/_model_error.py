@@ -20,9 +20,14 @@ SUMMARY_PROBABILITIES = (0.05, 0.25, 0.75, 0.95)
 _BISECTIONS = 60  # the bracket is ≤ 16τ + range wide: 2⁻⁶⁰ of it is far below float64's ulp
 
 
+def model_error_kind(has_pet: bool) -> str:
+    """The kind of data a model-form error was measured for (`STRESS_SUITE_MODEL_ERROR`'s keys):
+    PET carries most of the growth, so scans with and without it are told apart."""
+    return "with-pet" if has_pet else "mri-only"
+
+
 def model_error_sd(kind: str, names: Sequence[str], model_error: str) -> dict[str, float]:
-    """τ of each reported quantity in `names` for data of `kind` (``"with-pet"`` or
-    ``"mri-only"``) under ``CalibrationConfig.model_error``; empty for ``"none"``, zeros left out."""
+    """τ of each reported quantity in `names` for data of `kind` (`model_error_kind`) under ``CalibrationConfig.model_error``; empty for ``"none"``, zeros left out."""
     if model_error == "none":
         return {}
     table = STRESS_SUITE_MODEL_ERROR[kind]

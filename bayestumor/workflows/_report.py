@@ -33,6 +33,7 @@ from bayestumor.posterior import (
     DICE_MIN,
     FLAIR_INSIDE_TARGET_MIN,
     PosteriorMaps,
+    model_error_kind,
     model_error_sd,
     parameters_at_prior_bounds,
     posterior_maps,
@@ -119,7 +120,7 @@ def model_error_record(
     """The model-form error the summary adds to the reported parameters
     (``CalibrationConfig.model_error``): its τ per parameter, the kind of data it was measured
     for and where; None when there is none (``"none"``, or no parameter it applies to)."""
-    kind = "with-pet" if any(m.name == "pet" for m in modalities) else "mri-only"
+    kind = model_error_kind(any(m.name == "pet" for m in modalities))
     sd = model_error_sd(kind, names, config.model_error)
     return {"sd": sd, "data": kind, "source": STRESS_SUITE_SOURCE} if sd else None
 

@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import norm
 
 from bayestumor.config import STRESS_SUITE_MODEL_ERROR
-from bayestumor.posterior import model_error_sd, with_model_error
+from bayestumor.posterior import model_error_kind, model_error_sd, with_model_error
 
 PROBABILITIES = (0.05, 0.25, 0.75, 0.95)
 
@@ -69,10 +69,13 @@ def test_bad_draws_and_sd_are_refused_only_where_they_matter():
 
 def test_model_error_sd_reads_the_table_by_kind_of_data():
     names = ["mu_D", "mu_rho", "mu_D_ref", "mu_rho_ref", "seed_x"]
-    with_pet = model_error_sd("with-pet", names, "stress-suite")
+    assert {model_error_kind(True), model_error_kind(False)} == set(STRESS_SUITE_MODEL_ERROR)
+    with_pet = model_error_sd(model_error_kind(True), names, "stress-suite")
     assert with_pet == {k: v for k, v in STRESS_SUITE_MODEL_ERROR["with-pet"].items() if v > 0}
-    mri = model_error_sd("mri-only", names, "stress-suite")
+    mri = model_error_sd(model_error_kind(False), names, "stress-suite")
     assert mri["mu_rho_ref"] == STRESS_SUITE_MODEL_ERROR["mri-only"]["mu_rho_ref"]
     assert "mu_D_ref" not in mri  # measured as 0: nothing to add
-    assert model_error_sd("with-pet", names, "none") == {}
-    assert model_error_sd("with-pet", ["mu_D", "seed_x"], "stress-suite") == {}  # seed fixed
+    assert model_error_sd(model_error_kind(True), names, "none") == {}
+    assert (
+        model_error_sd(model_error_kind(True), ["mu_D", "seed_x"], "stress-suite") == {}
+    )  # seed fixed
