@@ -79,3 +79,17 @@ def test_model_error_sd_reads_the_table_by_kind_of_data():
     assert (
         model_error_sd(model_error_kind(True), ["mu_D", "seed_x"], "stress-suite") == {}
     )  # seed fixed
+
+
+def test_an_unknown_model_error_is_refused_by_the_config_and_the_command_line(capsys):
+    from bayestumor.cli import main
+    from bayestumor.config import MODEL_ERRORS, CalibrationConfig
+    from bayestumor.errors import InputError
+
+    with pytest.raises(InputError, match="unknown model error 'suite'; choose from"):
+        CalibrationConfig(model_error="suite")
+    assert CalibrationConfig.from_dict({"model_error": "none"}).model_error == "none"
+    with pytest.raises(SystemExit):  # argparse: exit status 2 with the choices
+        main(["calibrate", "patient", "--out", "out", "--model-error", "suite"])
+    error = capsys.readouterr().err
+    assert "--model-error" in error and all(choice in error for choice in MODEL_ERRORS)
