@@ -122,10 +122,12 @@ class CalibrationConfig:
         misfit_length_mm: bandwidth ℓ of the kernel with which the misfit's spatial
             correlation is estimated, mm (`DEFAULT_MISFIT_LENGTH_MM`).
         coarse_spacing_mm: coarse-to-fine inference when ``spacing_mm`` is finer than this:
-            the posterior is sampled on a grid of this spacing over the same region, its draws
-            are carried to the fine grid by a Laplace-to-Laplace transport and corrected by
-            importance weights (PSIS k̂ < 0.7), or, where k̂ ≥ 0.7, start short fine-grid
-            chains (`bayestumor.inference.refine_posterior`); None samples the fine grid
+            the posterior is sampled on a grid of this spacing over the same region (its
+            likelihood tempered by the fine grid's η; twice the draws, every second one
+            carried), its draws are carried to the fine grid by a Laplace-to-Laplace transport
+            and moment matching and corrected by importance weights (PSIS k̂ < 0.7), or, where
+            k̂ ≥ 0.7, start short fine-grid chains (`bayestumor.inference.refine_posterior`,
+            `bayestumor.workflows.sample_coarse_to_fine`); None samples the fine grid
             directly.
         refine_warmup: warm-up iterations of those fine-grid chains.
         discretisation_correction: r ≥ 2: correct the PDE for the grid's discretisation error,

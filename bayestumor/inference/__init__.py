@@ -31,6 +31,7 @@ from bayestumor.inference._map import log_density_hessian as log_density_hessian
 from bayestumor.inference._map import polished_map as polished_map
 from bayestumor.inference._multilevel import Transport as Transport
 from bayestumor.inference._multilevel import laplace_transport as laplace_transport
+from bayestumor.inference._multilevel import match_moments as match_moments
 from bayestumor.inference._multilevel import refine_posterior as refine_posterior
 from bayestumor.inference._multilevel import systematic_resample as systematic_resample
 from bayestumor.inference._numpyro_nuts import sample_numpyro_nuts as sample_numpyro_nuts

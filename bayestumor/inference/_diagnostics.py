@@ -181,7 +181,10 @@ def importance_failures(
     failures = []
     r_hat = multilevel["coarse_r_hat_max"]
     if r_hat is not None and r_hat > RHAT_MAX:
-        failures.append(f"coarse chains: max R-hat {r_hat:.4f} > {RHAT_MAX}")
+        worst = multilevel.get("coarse_r_hat_worst")  # absent from diagnostics written before
+        failures.append(
+            f"coarse chains: max R-hat {r_hat:.4f}{f' ({worst})' if worst else ''} > {RHAT_MAX}"
+        )
     if multilevel["coarse_divergences"]:
         failures.append(f"coarse chains: {multilevel['coarse_divergences']} divergent transitions")
     ess = importance_effective_sample_size(multilevel, smc_ess)
@@ -230,8 +233,14 @@ def format_diagnostics(diagnostics: dict[str, Any]) -> str:
     multilevel = diagnostics.get("multilevel")
     if multilevel:  # absent from diagnostics written before it existed
         lines.append(
-            f"coarse-to-fine: {multilevel['path']} ({multilevel['transport']} transport of "
-            f"{multilevel['proposals']} coarse draws), PSIS k̂ = {multilevel['pareto_k']:.2f}, "
+            f"coarse-to-fine: {multilevel['path']} ({multilevel['transport']} transport"
+            + (
+                f" + {multilevel['moment_matching_kept']} moment matching"
+                if multilevel.get("moment_matching_kept")  # absent from older diagnostics
+                else ""
+            )
+            + f" of {multilevel['proposals']} coarse draws), PSIS k̂ = "
+            f"{multilevel['pareto_k']:.2f}, "
             f"weight ESS {multilevel['weight_ess']:.0f}"
             + (
                 ""

@@ -16,6 +16,7 @@ import dataclasses
 import sys
 import warnings
 
+import arviz as az
 import jax
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from bayestumor.inference import (
     curvature_covariance,
     find_map,
     importance_failures,
+    match_moments,
     polished_map,
     refine_posterior,
     run_inference,
@@ -58,6 +60,39 @@ def test_transport_carries_one_gaussian_onto_another():
     np.testing.assert_allclose(
         np.cov(moved.T) / np.outer(scale, scale), fine_cov / np.outer(scale, scale), atol=0.01
     )
+
+
+def test_moment_matching_moves_draws_onto_the_weighted_moments():
+    """`match_moments`' defining property (exact up to round-off): the image's plain mean and
+    covariance are the weighted ones. And what it is for: draws of N(0, I) weighted towards
+    N(m, S) (a proposal off in location and scale, relative weight ESS well below 1) become,
+    once matched, a sample of N(m̂, Ŝ) ≈ N(m, S), whose weights are nearly uniform."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(3)
+    d, n = 3, 20_000
+    mean, covariance = np.array([0.5, -0.3, 0.2]), np.diag([0.6, 1.3, 0.8])
+    draws = rng.normal(size=(n, d))
+
+    def relative_ess(points, proposal_mean, proposal_covariance):
+        log_w = multivariate_normal(mean, covariance).logpdf(points) - multivariate_normal(
+            proposal_mean, proposal_covariance
+        ).logpdf(points)
+        w = np.exp(log_w - log_w.max())
+        w /= w.sum()
+        return w, 1.0 / np.sum(w**2) / len(w)
+
+    weights, before = relative_ess(draws, np.zeros(d), np.eye(d))
+    matched = match_moments(draws, weights)
+    weighted_mean = weights @ draws
+    centered = draws - weighted_mean
+    np.testing.assert_allclose(matched.mean(0), weighted_mean, atol=1e-12)
+    np.testing.assert_allclose(
+        np.cov(matched.T), (weights[:, None] * centered).T @ centered, atol=1e-12
+    )
+    # The matched draws are an affine image of Gaussian draws: a sample of N(m̂, Ŝ).
+    _, after = relative_ess(matched, weighted_mean, np.cov(matched.T))
+    assert before < 0.8 and after > 0.95, (before, after)
 
 
 def test_systematic_resampling_keeps_each_draw_floor_or_ceil_of_its_share():
@@ -104,6 +139,17 @@ def test_carried_draws_agree_with_nuts_on_the_fine_posterior(coarse, tempered):
     assert multilevel["path"] == "importance"
     assert multilevel["transport"] == "affine"
     assert multilevel["pareto_k"] < 0.7
+    # Each moment-matching step kept raised the weight ESS; the reported one is the last kept.
+    steps = multilevel["moment_matching"]
+    kept = [step["weight_ess"] for step in steps if step["kept"]]
+    assert kept == sorted(kept) and multilevel["weight_ess"] == kept[-1]
+    assert multilevel["moment_matching_kept"] == len(kept) - 1
+    # The coarse chains' worst R-hat is named by its sample site, and is that site's own.
+    worst = multilevel["coarse_r_hat_worst"]
+    assert worst in problem.site_names
+    assert multilevel["coarse_r_hat_max"] == pytest.approx(
+        float(az.rhat(np.asarray(run.positions[worst]))), rel=1e-6
+    )
     coarse_sd = {name: float(np.std(_coarse_values(problem, run, name))) for name in NAMES}
     for name, (mean, sd) in _summaries(direct).items():
         got_mean, got_sd = _summaries(carried)[name]
@@ -146,7 +192,10 @@ def test_importance_path_fails_on_the_coarse_chains_and_on_a_small_ess():
         "weight_ess_fraction": 0.5,
     }
     assert importance_failures(good, chains=2, smc_ess=None) == []
-    assert importance_failures(good | {"coarse_r_hat_max": 1.05}, 2, None)
+    (failure,) = importance_failures(
+        good | {"coarse_r_hat_max": 1.05, "coarse_r_hat_worst": "log_T"}, 2, None
+    )
+    assert "1.0500 (log_T)" in failure
     assert importance_failures(good | {"coarse_divergences": 3}, 2, None)
     # 900 × 0.2 = 180 < 100 per chain × 2.
     assert importance_failures(good | {"weight_ess_fraction": 0.2}, 2, None)
