@@ -9,6 +9,7 @@
 """
 
 from bayestumor.config import CalibrationConfig as CalibrationConfig
+from bayestumor.workflows._calibrate import COARSE_THIN as COARSE_THIN
 from bayestumor.workflows._calibrate import calibrate_patient as calibrate_patient
 from bayestumor.workflows._calibrate import calibrated_problem as calibrated_problem
 from bayestumor.workflows._calibrate import check_against_pde as check_against_pde

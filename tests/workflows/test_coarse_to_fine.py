@@ -15,8 +15,7 @@ from bayestumor import PDEForward
 from bayestumor.errors import DiagnosticsWarning
 from bayestumor.inference import SamplerOptions
 from bayestumor.model import CalibrationProblem, model_data_from_patient
-from bayestumor.workflows import CalibrationConfig, sample_coarse_to_fine
-from bayestumor.workflows._calibrate import COARSE_THIN
+from bayestumor.workflows import COARSE_THIN, CalibrationConfig, sample_coarse_to_fine
 from tests._calibration_problems import FAST_PRIORS, synthetic_patient
 
 FINE_MM, COARSE_MM = 5.0, 10.0
