@@ -377,9 +377,8 @@ def model_error_cases(records: list[dict]) -> dict[str, list[dict]]:
 
 def data_kind(record: dict) -> str:
     """The kind of data a model-form error is measured for (`STRESS_SUITE_MODEL_ERROR`'s keys)."""
-    return model_error_kind(
-        record["configuration"] != "mri-only"
-    )  # the one stress case without PET
+    # "mri-only" is the one stress configuration without PET.
+    return model_error_kind(record["configuration"] != "mri-only")
 
 
 def log_error(record: dict, name: str) -> tuple[float, float]:

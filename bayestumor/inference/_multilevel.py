@@ -222,8 +222,8 @@ def refine_posterior(
         moment_matching: most moment-matching steps after the Laplace transport (module
             docstring, step 3); 0 for none.
         thin: carry every `thin`-th draw of each coarse chain (one fine solve per carried draw
-            and step); the coarse chains' R-hat and ESS are judged on all their draws, their
-            ESS then scaled by the fraction carried (a thinned chain keeps at most its draws).
+            and step); the coarse chains' R-hat is judged on all their draws, the ESS that the
+            weights then reduce on the draws carried.
         batch_size: forward solves per batch.
 
     Returns:
@@ -243,7 +243,7 @@ def refine_posterior(
     coarse_log_density = np.asarray(
         batched(coarse_problem.log_density, batch_size)(flat_draws), np.float64
     )
-    coarse_flat = _flat(flat_draws)
+    coarse_flat = every_flat[:, ::thin].reshape(chains * draws, -1)
     _, unravel = ravel_pytree({name: values[0] for name, values in flat_draws.items()})
     best = int(np.nanargmax(np.where(np.isfinite(coarse_log_density), coarse_log_density, -np.inf)))
     transport, gradients = laplace_transport(
@@ -284,7 +284,9 @@ def refine_posterior(
     # `ravel_pytree` orders a dict's leaves by sorted key.
     names = [name for name in sorted(flat_draws) for _ in range(flat_draws[name][0].size)]
     convergence = coarse_convergence(coarse_run, every_flat, names)
-    carried = coarse_convergence(coarse_run, coarse_flat.reshape(chains, draws, -1), names)
+    carried = (
+        convergence if thin == 1 else coarse_convergence(coarse_run, every_flat[:, ::thin], names)
+    )
     info: dict[str, Any] = {
         "coarse_sampler": coarse_run.sampler,
         **convergence,

@@ -27,7 +27,8 @@ def model_error_kind(has_pet: bool) -> str:
 
 
 def model_error_sd(kind: str, names: Sequence[str], model_error: str) -> dict[str, float]:
-    """τ of each reported quantity in `names` for data of `kind` (`model_error_kind`) under ``CalibrationConfig.model_error``; empty for ``"none"``, zeros left out."""
+    """τ of each reported quantity in `names` for data of `kind` (`model_error_kind`) under
+    ``CalibrationConfig.model_error``; empty for ``"none"``, zeros left out."""
     if model_error == "none":
         return {}
     table = STRESS_SUITE_MODEL_ERROR[kind]
