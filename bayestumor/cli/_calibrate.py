@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bayestumor.cli._simulate import add_seed_options
 from bayestumor.config import (
+    DEFAULT_SPACING_MM,
     GM_RATIO_RANGE,
     LIKELIHOODS,
     MODEL_ERRORS,
@@ -33,7 +34,16 @@ def add_sampling_options(parser: argparse.ArgumentParser, defaults) -> None:
         "--sampler", choices=("nuts", "blackjax-nuts", "smc"), default=defaults.sampler
     )
     parser.add_argument(
-        "--spacing", type=float, default=defaults.spacing_mm, help="ROI voxel size, mm"
+        "--spacing",
+        type=float,
+        default=defaults.spacing_mm,
+        help="ROI voxel size, mm (default: "
+        + (
+            f"{defaults.spacing_mm:g})"
+            if defaults.spacing_mm is not None
+            else f"{DEFAULT_SPACING_MM:g}, coarse-to-fine, or the scans' spacing where coarser; "
+            "the network's own grid with --forward surrogate)"
+        ),
     )
     parser.add_argument(
         "--margin", type=float, default=defaults.margin_mm, help="ROI margin around the lesion, mm"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bayestumor.cli._calibrate import add_sampling_options, config_from
-from bayestumor.config import CalibrationConfig, Priors
+from bayestumor.config import DEFAULT_SPACING_MM, CalibrationConfig, Priors
 
 
 def demo_config() -> CalibrationConfig:
@@ -19,7 +19,7 @@ def demo_config() -> CalibrationConfig:
     cores; with 300 draws the rank-normalised folded R-hat of one parameter or another came out
     at 1.016–1.024, noise at that length)."""
     return CalibrationConfig(
-        spacing_mm=2.0,
+        spacing_mm=DEFAULT_SPACING_MM,
         margin_mm=16.0,
         chains=2,
         warmup=200,

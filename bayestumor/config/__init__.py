@@ -9,6 +9,7 @@ from bayestumor.config._calibration import DEFAULT_COARSE_SPACING_MM as DEFAULT_
 from bayestumor.config._calibration import DEFAULT_CTV_PROBABILITY as DEFAULT_CTV_PROBABILITY
 from bayestumor.config._calibration import DEFAULT_EPSILON as DEFAULT_EPSILON
 from bayestumor.config._calibration import DEFAULT_MISFIT_LENGTH_MM as DEFAULT_MISFIT_LENGTH_MM
+from bayestumor.config._calibration import DEFAULT_SPACING_MM as DEFAULT_SPACING_MM
 from bayestumor.config._calibration import DEFAULT_THRESHOLD_U as DEFAULT_THRESHOLD_U
 from bayestumor.config._calibration import FORWARD_KINDS as FORWARD_KINDS
 from bayestumor.config._calibration import HEAT_KERNEL_THRESHOLD as HEAT_KERNEL_THRESHOLD

@@ -58,6 +58,11 @@ Strang splitting, the exact logistic flow and Runge–Kutta–Chebyshev diffusio
 (`benchmarks/calibration.py --spacing 4 --steppings heun split`): NUTS 3.8× faster with
 ``split`` (86 s against 327 s for 2 × (500 + 500) draws) and posterior means within 0.06
 posterior sd of Heun's."""
+DEFAULT_SPACING_MM = 2.0
+"""`calibrate`'s grid when none is asked for (`CalibrationConfig.spacing_mm` None), mm: sampled
+coarse-to-fine from `DEFAULT_COARSE_SPACING_MM` (8–9 minutes for the eleven-parameter 2 mm
+phantom of `benchmarks/calibration.py` on a 2-core CPU), or the scans' own spacing where that is
+coarser (`bayestumor.workflows.calibration_spacing_mm`)."""
 DEFAULT_COARSE_SPACING_MM = 4.0
 """Grid of the coarse level of coarse-to-fine inference, mm (`CalibrationConfig.coarse_spacing_mm`):
 the finest grid on which the full posterior is sampled in minutes on a laptop CPU."""
@@ -74,7 +79,12 @@ class CalibrationConfig:
             ``"surrogate"`` (needs `bayestumor.forward.surrogate.SurrogateForward`).
         sampler: ``"nuts"`` (NumPyro), ``"blackjax-nuts"`` or ``"smc"`` (BlackJAX tempered SMC);
             the names `bayestumor.inference.run_inference` knows.
-        spacing_mm: isotropic voxel size of the region of interest, mm.
+        spacing_mm: isotropic voxel size of the region of interest, mm; None (default): the
+            grid the method is built for (`bayestumor.workflows.calibration_spacing_mm`):
+            `DEFAULT_SPACING_MM` (2 mm), or the scans' spacing where that is coarser (a grid
+            finer than the scans adds solves, not information); with ``forward="surrogate"``
+            the network's own grid (4 mm); with a ``discretisation_correction``, the coarse
+            grid it corrects (`DEFAULT_COARSE_SPACING_MM`).
         margin_mm: margin around the FLAIR ∪ T1c bounding box that forms the ROI, mm: the
             first one tried (see ``roi_growth_rounds``).
         roi_growth_rounds: how often the ROI may be grown and the posterior sampled again when
@@ -148,7 +158,7 @@ class CalibrationConfig:
 
     forward: str = "pde"
     sampler: str = "nuts"
-    spacing_mm: float = 4.0
+    spacing_mm: float | None = None
     margin_mm: float = 20.0
     roi_growth_rounds: int = 2
     chains: int = 2
@@ -212,8 +222,11 @@ class CalibrationConfig:
             raise InputError(f"unknown SMC kernel {self.smc_kernel!r}; choose from {SMC_KERNELS}")
         if self.sampler not in BUILTIN_SAMPLERS:
             raise InputError(f"unknown sampler {self.sampler!r}; choose from {BUILTIN_SAMPLERS}")
+        if self.spacing_mm is not None and not (
+            math.isfinite(self.spacing_mm) and self.spacing_mm > 0
+        ):
+            raise InputError(f"spacing_mm must be positive (or None), got {self.spacing_mm}")
         positive = (
-            "spacing_mm",
             "chains",
             "warmup",
             "draws",
@@ -239,7 +252,7 @@ class CalibrationConfig:
         coarse = self.coarse_spacing_mm
         if coarse is not None and not (math.isfinite(coarse) and coarse > 0):
             raise InputError(f"coarse_spacing_mm must be positive (or None), got {coarse}")
-        if refinement and self.coarse_to_fine:
+        if refinement and self.spacing_mm is not None and self.coarse_to_fine:
             raise InputError(
                 f"discretisation_correction corrects a grid sampled directly; at spacing "
                 f"{self.spacing_mm:g} mm the posterior is sampled coarse-to-fine from "
@@ -255,6 +268,11 @@ class CalibrationConfig:
     @property
     def coarse_to_fine(self) -> bool:
         """Whether the posterior is sampled coarse-to-fine (``coarse_spacing_mm``)."""
+        if self.spacing_mm is None:
+            raise ValueError(
+                "coarse_to_fine is decided once the grid is: "
+                "bayestumor.workflows.calibration_spacing_mm"
+            )
         return self.coarse_spacing_mm is not None and self.spacing_mm < self.coarse_spacing_mm
 
     def load_options(self) -> dict[str, str]:

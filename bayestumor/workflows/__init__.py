@@ -47,6 +47,7 @@ from bayestumor.workflows._setup import CalibrationRun as CalibrationRun
 from bayestumor.workflows._setup import DiscretisationCorrection as DiscretisationCorrection
 from bayestumor.workflows._setup import build_forward as build_forward
 from bayestumor.workflows._setup import build_problem as build_problem
+from bayestumor.workflows._setup import calibration_spacing_mm as calibration_spacing_mm
 from bayestumor.workflows._setup import fine_roi_anatomy as fine_roi_anatomy
 from bayestumor.workflows._setup import region_of_interest as region_of_interest
 from bayestumor.workflows._setup import validate_patient as validate_patient

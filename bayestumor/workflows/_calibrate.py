@@ -48,6 +48,7 @@ from bayestumor.workflows._setup import (
     DiscretisationCorrection,
     build_forward,
     build_problem,
+    calibration_spacing_mm,
     fine_roi_anatomy,
     pde_forward,
     region_of_interest,
@@ -84,7 +85,8 @@ def sample_patient(
     *,
     forward: AbstractForwardModel | None = None,
 ) -> CalibrationRun:
-    """Load (if a directory) and validate the patient, crop it to the ROI, build the forward map
+    """Load (if a directory) and validate the patient, decide the grid (`calibration_spacing_mm`;
+    the run's ``config.spacing_mm`` holds it), crop it to the ROI, build the forward map
     (or use `forward`, which must live on the ROI grid) and sample the posterior. Writes
     nothing; `write_report` / `calibrate_patient` turn the result into files.
 
@@ -105,6 +107,7 @@ def sample_patient(
     )
     patient = with_lesion_tissue(patient, config.lesion_tissue)
     validate_patient(patient)
+    config = config.replace(spacing_mm=calibration_spacing_mm(patient, config))
     resampled = patient.resampled(config.spacing_mm)
     margins = [config.margin_mm]
     rounds = 0 if forward is not None else config.roi_growth_rounds

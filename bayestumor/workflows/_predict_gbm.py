@@ -44,10 +44,11 @@ PREDICT_GBM_ROLES = ("gm", "wm", "csf", "tumorseg", "pet", "brain_mask")
 """The files of a PredictGBM patient folder that `predict_gbm` reads (``X-ROLE.nii.gz``)."""
 PREDICT_GBM_CONFIG = CalibrationConfig(labels="brats2023", pet_normalise="tbr", plots=False)
 """The clinical default of ``bayestumor predict-gbm``: the package defaults (PDE forward map,
-NUTS, 4 mm ROI, ROI grown until the target volume fits), tumorseg labels read as PredictGBM
-writes them (BraTS 2023: 1 necrotic, 2 oedema, 3 enhancing), PET normalised by the
-tumour-to-background ratio (PredictGBM passes PET as acquired; TBR does not depend on the
-scanner's scale, so already-normalised PET gives the same result), no figures."""
+NUTS, 2 mm ROI sampled coarse-to-fine from 4 mm, ROI grown until the target volume fits),
+tumorseg labels read as PredictGBM writes them (BraTS 2023: 1 necrotic, 2 oedema,
+3 enhancing), PET normalised by the tumour-to-background ratio (PredictGBM passes PET as
+acquired; TBR does not depend on the scanner's scale, so already-normalised PET gives the same
+result), no figures."""
 ERRORS_FILE = "errors.json"
 _PATIENT_FOLDER = re.compile(r"^Patient-(?P<id>.+)$")
 

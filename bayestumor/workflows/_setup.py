@@ -11,7 +11,7 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from bayestumor.config import CalibrationConfig
+from bayestumor.config import DEFAULT_COARSE_SPACING_MM, DEFAULT_SPACING_MM, CalibrationConfig
 from bayestumor.errors import InputError
 from bayestumor.forward import (
     AbstractForwardModel,
@@ -128,9 +128,29 @@ def validate_patient(patient: Patient) -> None:
             )
 
 
+def calibration_spacing_mm(patient: Patient, config: CalibrationConfig) -> float:
+    """The grid `config` calibrates `patient` on, mm: ``config.spacing_mm`` where given; else
+    the grid the method is built for — with ``forward="surrogate"`` the network's own
+    (`bayestumor.forward.surrogate.SPACING_MM`), with a ``discretisation_correction`` the
+    coarse grid it corrects (`DEFAULT_COARSE_SPACING_MM`), otherwise `DEFAULT_SPACING_MM`
+    (coarse-to-fine from `DEFAULT_COARSE_SPACING_MM`) or the scans' coarsest spacing where that
+    is coarser: a grid finer than the scans adds solves, not information.
+    """
+    if config.spacing_mm is not None:
+        return float(config.spacing_mm)
+    if config.forward == "surrogate":
+        from bayestumor.forward.surrogate import SPACING_MM
+
+        return float(SPACING_MM)
+    if config.discretisation_correction:
+        return DEFAULT_COARSE_SPACING_MM
+    return max(DEFAULT_SPACING_MM, float(max(patient.grid.spacing_mm)))
+
+
 def region_of_interest(patient: Patient, config: CalibrationConfig) -> Patient:
-    """The patient resampled to `config.spacing_mm` and cropped to the lesion ± margin."""
-    return patient.resampled(config.spacing_mm).cropped(config.margin_mm)
+    """The patient resampled to `config`'s grid (`calibration_spacing_mm`) and cropped to the
+    lesion ± margin."""
+    return patient.resampled(calibration_spacing_mm(patient, config)).cropped(config.margin_mm)
 
 
 def build_forward(

@@ -15,12 +15,20 @@ import xarray as xr
 
 from bayestumor import load_nifti, load_patient, save_nifti
 from bayestumor.cli import main
-from bayestumor.config import GM_RATIO_RANGE, STRESS_SUITE_MODEL_ERROR
+from bayestumor.config import (
+    DEFAULT_COARSE_SPACING_MM,
+    DEFAULT_SPACING_MM,
+    GM_RATIO_RANGE,
+    STRESS_SUITE_MODEL_ERROR,
+)
 from bayestumor.errors import DiagnosticsWarning, InputError
+from bayestumor.forward.surrogate import SPACING_MM as SURROGATE_SPACING_MM
+from bayestumor.imaging import Anatomy, Grid, Observations, Patient
 from bayestumor.model import Priors
 from bayestumor.workflows import (
     CalibrationConfig,
     calibrate_patient,
+    calibration_spacing_mm,
     report_directory,
     validate_patient,
 )
@@ -80,6 +88,37 @@ def test_coarse_to_fine_only_on_grids_finer_than_the_coarse_one():
     assert CalibrationConfig(spacing_mm=2.0).coarse_to_fine
     assert not CalibrationConfig(spacing_mm=4.0).coarse_to_fine
     assert not CalibrationConfig(spacing_mm=2.0, coarse_spacing_mm=None).coarse_to_fine
+    with pytest.raises(ValueError, match="calibration_spacing_mm"):
+        _ = CalibrationConfig().coarse_to_fine  # undecided until the scans are known
+
+
+@pytest.mark.parametrize(
+    "scan_mm, options, expected_mm",
+    [
+        (1.0, {}, DEFAULT_SPACING_MM),  # real scans: 2 mm, coarse-to-fine
+        (2.0, {}, DEFAULT_SPACING_MM),
+        ((1.0, 1.0, 3.0), {}, 3.0),  # never finer than the scans' coarsest axis
+        (5.0, {}, 5.0),
+        (1.0, {"spacing_mm": 1.0}, 1.0),  # asked for: as asked, finer than the scans or not
+        (8.0, {"spacing_mm": 4.0}, 4.0),
+        (1.0, {"forward": "surrogate"}, SURROGATE_SPACING_MM),  # the network's own grid
+        (1.0, {"discretisation_correction": 2}, DEFAULT_COARSE_SPACING_MM),  # the grid corrected
+    ],
+)
+def test_the_default_grid_is_2_mm_or_the_scans_where_coarser(scan_mm, options, expected_mm):
+    spacing = np.broadcast_to(np.asarray(scan_mm, float), (3,))
+    grid = Grid((4, 4, 4), np.diag([*spacing, 1.0]))
+    wm, nothing = np.ones((4, 4, 4), np.float32), np.zeros((4, 4, 4), np.float32)
+    patient = Patient(
+        Anatomy(wm=wm, gm=nothing, csf=nothing, grid=grid),
+        Observations(grid=grid, flair=np.ones((4, 4, 4), bool)),
+        name="scans",
+    )
+    config = CalibrationConfig(**options)
+    assert calibration_spacing_mm(patient, config) == pytest.approx(expected_mm)
+    # The decided grid is a valid configuration: a correction is never asked of a grid that
+    # is sampled coarse-to-fine.
+    config.replace(spacing_mm=calibration_spacing_mm(patient, config))
 
 
 @pytest.mark.parametrize(
