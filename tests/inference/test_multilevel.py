@@ -25,6 +25,7 @@ from jax.flatten_util import ravel_pytree
 from bayestumor.errors import DiagnosticsWarning
 from bayestumor.inference import (
     SamplerOptions,
+    SamplerRun,
     Transport,
     build_result,
     curvature_covariance,
@@ -182,6 +183,22 @@ def test_a_poor_transport_hands_over_to_fine_chains(coarse, tempered, monkeypatc
     assert refined.gradient_evaluations > run.gradient_evaluations
     result = build_result(tempered, refined, jax.random.key(5))
     assert result.diagnostics["parameters"]["D_w"]["r_hat"] is not None
+
+
+def test_refine_posterior_refuses_a_thinning_below_one(tempered):
+    """Carrying every 0th draw is not a thinning: refused before any solve."""
+    problem = tiny_problem()
+    run = SamplerRun(
+        sampler="nuts",
+        positions={name: np.zeros((1, 4)) for name in problem.site_names},
+        sample_stats={},
+        info={},
+        gradient_evaluations=0,
+        density_evaluations=0,
+        seconds=0.0,
+    )
+    with pytest.raises(ValueError, match="thin must be ≥ 1, got 0"):
+        refine_posterior(tempered, problem, run, "nuts", jax.random.key(0), OPTIONS, thin=0)
 
 
 def test_importance_path_fails_on_the_coarse_chains_and_on_a_small_ess():
