@@ -333,6 +333,13 @@ def refine_posterior(
     if not np.all(np.linalg.eigvalsh(covariance) > 0):
         covariance = transport.fine_covariance
     center = unravel(jnp.asarray(transport.fine_center, dtype))
+    if options.progress:  # the fine chains are the slow path: say why they run
+        print(
+            f"coarse-to-fine: PSIS k̂ = {pareto_k:.2f} ≥ {PARETO_K_GOOD}, the carried draws miss "
+            f"the fine posterior: sampling it with fine chains, {options.chains} × "
+            f"({refine_warmup} + {options.draws})",
+            flush=True,
+        )
     fallback = sample(
         fine_problem,
         sampler,

@@ -49,7 +49,7 @@ def test_default_task_calibrates_a_synthetic_cohort_and_reuses_it(tmp_path):
     truths = write_synthetic_cohort(cohort_dir, n_patients=2)
     config = CalibrationConfig(**TINY, priors=KNOWN, seed_sigma_mm=SIMULATION_SEED_SIGMA_MM)
 
-    result = run_cohort(cohort_dir, out_dir, config, n_workers=2, progress=False)
+    result = run_cohort(cohort_dir, out_dir, config, n_workers=1, progress=False)
 
     assert result.failed == (), result.table[["patient", "error"]]
     for truth in truths.to_dict(orient="records"):
@@ -72,5 +72,5 @@ def test_default_task_calibrates_a_synthetic_cohort_and_reuses_it(tmp_path):
         assert parameters["mu_D"]["sd"] < 0.25 * MU_D_PRIOR_SD_MM, parameters["mu_D"]
         assert (out_dir / truth["patient"] / DONE_FILE).is_file()
     assert (out_dir / FOREST_PNG).is_file()
-    again = run_cohort(cohort_dir, out_dir, config, n_workers=2, progress=False)
+    again = run_cohort(cohort_dir, out_dir, config, n_workers=1, progress=False)
     assert again.computed == ()

@@ -327,6 +327,7 @@ def test_surrogate_calibration_reports_its_pde_check(tmp_path):
         smc_mcmc_steps=2,
         margin_mm=8.0,
         roi_growth_rounds=0,  # the check is under test, not the ROI (it doubled the runtime)
+        likelihood="exact",  # nor η: its MAP search and sandwich cost a quarter of the runtime
         priors=Priors(parametrisation="scale_free", u_c_t1c=0.7, u_c_flair=0.25, b=0.85),
         pde_check_draws=100,  # more than the 24 draws: all are reweighted
         plots=False,

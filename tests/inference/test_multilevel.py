@@ -168,16 +168,28 @@ def _coarse_values(problem, run, name):
 
 
 @pytest.mark.slow
-def test_a_poor_transport_hands_over_to_fine_chains(coarse, tempered, monkeypatch):
+def test_a_poor_transport_hands_over_to_fine_chains(coarse, tempered, monkeypatch, capsys):
     """With every k̂ judged too large the fine sampler runs, from the carried draws, with
-    `refine_warmup` warm-up iterations, and the result says so."""
+    `refine_warmup` warm-up iterations; the result says so, and so does the progress output
+    before the (slow) fine chains start."""
     monkeypatch.setattr(sys.modules[refine_posterior.__module__], "PARETO_K_GOOD", -np.inf)
     problem, run = coarse
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
         refined = refine_posterior(
-            tempered, problem, run, "nuts", jax.random.key(4), OPTIONS, refine_warmup=50
+            tempered,
+            problem,
+            run,
+            "nuts",
+            jax.random.key(4),
+            dataclasses.replace(OPTIONS, progress=True),
+            refine_warmup=50,
         )
+    k_hat = refined.info["multilevel"]["pareto_k"]
+    assert (
+        f"PSIS k̂ = {k_hat:.2f} ≥ -inf, the carried draws miss the fine posterior: sampling it "
+        f"with fine chains, {OPTIONS.chains} × (50 + {OPTIONS.draws})"
+    ) in capsys.readouterr().out
     assert refined.info["multilevel"]["path"] == "fine nuts"
     assert refined.positions["seed_x"].shape == (OPTIONS.chains, OPTIONS.draws)
     assert refined.gradient_evaluations > run.gradient_evaluations

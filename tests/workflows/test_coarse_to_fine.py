@@ -34,7 +34,7 @@ def test_coarse_to_fine_tempers_both_levels_alike_and_carries_thinned_draws():
     config = CalibrationConfig(
         spacing_mm=FINE_MM, coarse_spacing_mm=COARSE_MM, likelihood="calibrated", progress=False
     )
-    options = SamplerOptions(chains=2, warmup=100, draws=60, progress=False)
+    options = SamplerOptions(chains=2, warmup=50, draws=30, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DiagnosticsWarning)
         problem, result, learning_rate = sample_coarse_to_fine(
