@@ -6,6 +6,9 @@ from bayestumor.forward._corrected import block_average as block_average
 from bayestumor.forward._corrected import discretisation_offset as discretisation_offset
 from bayestumor.forward._pde import DEFAULT_GM_RATIO as DEFAULT_GM_RATIO
 from bayestumor.forward._pde import AdaptiveStep, FixedStep, PDEForward, relative_diffusivity
+from bayestumor.forward._reduced import OPTIONAL_FEATURES as OPTIONAL_FEATURES
+from bayestumor.forward._reduced import ReducedForward as ReducedForward
+from bayestumor.forward._reduced import growth_features as growth_features
 from bayestumor.forward._reference import MATCHED_LEVELS as MATCHED_LEVELS
 from bayestumor.forward._reference import RadialGrid as RadialGrid
 from bayestumor.forward._reference import matched_reference_growth as matched_reference_growth
@@ -26,6 +29,7 @@ __all__ = [
     "DEFAULT_SEED_SIGMA_MM",
     "HEAT_KERNEL_THRESHOLD",
     "MATCHED_LEVELS",
+    "OPTIONAL_FEATURES",
     "REFERENCE_SEED",
     "SEED_SHAPES",
     "TUMOR_GROWTH_TOOLKIT_SEED",
@@ -36,10 +40,12 @@ __all__ = [
     "GrowthParams",
     "PDEForward",
     "RadialGrid",
+    "ReducedForward",
     "SplitStep",
     "block_average",
     "discretisation_offset",
     "gaussian_seed",
+    "growth_features",
     "matched_reference_growth",
     "radial_grid",
     "referenced_growth",
