@@ -15,9 +15,9 @@ Math. 45:561) of solves at parameters drawn around the posterior, z the standard
 where the parameters carry them), q all monomials of z of degree ≤ 2, and W one least-squares
 fit of the solves' coefficients. This is the non-intrusive reduced basis of Hesthaven & Ubbiali
 (2018, J. Comput. Phys. 363:55) with a quadratic instead of their network: over a posterior's
-neighbourhood a quadratic fitted the 2 mm PDE to a relative L2 error of 3e-6 and a log-likelihood
-error of sd 0.01 (240 solves, 30 modes, `benchmarks/reduced.py`), and it is fitted by one linear
-solve, with nothing to train.
+neighbourhood a quadratic fitted the 2 mm PDE to a largest density error of 3.4e-6 and a
+log-likelihood error of sd 0.002 (240 solves, 26 modes; `benchmarks/reduced.py`), and it is
+fitted by one linear solve, with nothing to train.
 
 μ_D = √(D_w T) and μ_ρ = √(ρ T) rather than (D_w, ρ, T): the Fisher–Kolmogorov density at T
 depends on the three only through these two (time rescaling), so a model in them holds along the

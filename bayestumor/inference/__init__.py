@@ -44,6 +44,7 @@ from bayestumor.inference._registry import run_inference as run_inference
 from bayestumor.inference._registry import sample as sample
 from bayestumor.inference._result import InferenceResult as InferenceResult
 from bayestumor.inference._result import build_result as build_result
+from bayestumor.inference._reweight import FLAT_LOG_RATIOS as FLAT_LOG_RATIOS
 from bayestumor.inference._reweight import PARETO_K_GOOD as PARETO_K_GOOD
 from bayestumor.inference._reweight import Refinement as Refinement
 from bayestumor.inference._reweight import format_refinement as format_refinement

@@ -30,6 +30,14 @@ from bayestumor.model import CalibrationProblem, batched, flatten_draws
 PARETO_K_GOOD = 0.7
 
 
+FLAT_LOG_RATIOS = 0.1
+"""`psis`: log ratios spanning at most this (weights within about 10 % of each other, relative
+weight ESS > 0.99) are used as they are, with k̂ = −inf. A Pareto tail fitted to them is
+degenerate: log-likelihoods are float32 sums over ~10⁵ voxels, so between two nearly equal
+forward maps the ratios come in steps of ~0.01 and take a handful of distinct values (3 for the
+2 mm `ReducedForward` of `benchmarks/reduced.py`, where ArviZ's fit returned k̂ = NaN)."""
+
+
 def psis(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
     """Pareto-smoothed, normalised log weights and the tail shape k̂ (Vehtari et al. 2024),
     computed by ArviZ (arviz-stats' ``psislw``).
@@ -41,15 +49,16 @@ def psis(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
         log_weights: raw log importance ratios, shape (n,); −inf marks a draw of weight 0.
 
     Returns:
-        (smoothed log weights summing to 1 in exp, k̂); equal finite ratios need no smoothing
-        (k̂ = −inf); with too few draws to fit a tail (fewer than 25) the weights are the raw
-        ones and k̂ = inf, i.e. not reliable.
+        (smoothed log weights summing to 1 in exp, k̂); finite ratios within a factor
+        e^`FLAT_LOG_RATIOS` of each other have no tail to fit: the raw weights, k̂ = −inf; with
+        too few draws to fit a tail (fewer than 25) the weights are the raw ones and k̂ = inf,
+        i.e. not reliable.
     """
     raw = np.asarray(log_weights, np.float64)
     finite = np.isfinite(raw)
     smoothed = np.full(raw.shape, -np.inf)
-    if np.ptp(raw[finite]) == 0.0:
-        smoothed[finite] = 0.0
+    if np.ptp(raw[finite]) <= FLAT_LOG_RATIOS:
+        smoothed[finite] = raw[finite]
         return smoothed - logsumexp(smoothed), -np.inf
     try:
         values, k = xr.DataArray(-raw[finite], dims=["draw"]).azstats.psislw(dim="draw")
@@ -171,4 +180,11 @@ def format_refinement(refinement: Refinement) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PARETO_K_GOOD", "Refinement", "format_refinement", "psis", "reweight"]
+__all__ = [
+    "FLAT_LOG_RATIOS",
+    "PARETO_K_GOOD",
+    "Refinement",
+    "format_refinement",
+    "psis",
+    "reweight",
+]

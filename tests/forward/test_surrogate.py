@@ -141,6 +141,18 @@ def test_psis_keeps_the_order_of_the_ratios():
     np.testing.assert_allclose(np.diff(smoothed[body]), np.diff(raw[body]), atol=1e-9)
 
 
+def test_psis_takes_nearly_equal_ratios_as_they_are():
+    """Ratios in float32 steps (three distinct values within 0.024, as between two nearly
+    equal forward maps) leave no tail to fit: the weights are the raw ones, normalised, and k̂
+    is −inf (reliable) — the Pareto fit returned NaN there, which read as unreliable."""
+    rng = np.random.default_rng(0)
+    raw = np.round(0.002 * rng.standard_normal(1000) / 0.0078) * 0.0078
+    assert np.unique(raw).size == 3
+    smoothed, k = psis(raw)
+    assert k == -np.inf
+    np.testing.assert_allclose(np.exp(smoothed), np.exp(raw) / np.exp(raw).sum(), rtol=1e-12)
+
+
 def test_psis_weights():
     """Normalised weights; k̂ small for near-equal ratios and above 0.7 for ratios with a
     heavy (Student-t, 2 degrees of freedom, in the exponent) tail."""
