@@ -160,7 +160,7 @@ class ReducedForward(AbstractForwardModel):
             feature_center=jnp.asarray(center, dtype),
             feature_scale=jnp.asarray(scale, dtype),
             optional=optional,
-            energy_left=float(max(left[count - 1], 0.0)) if count else 1.0,
+            energy_left=float(max(left[count - 1], 0.0)),  # count ≥ 1
             solves=n,
             _grid=forward.grid,
             _seed_convention=tuple(forward.seed_convention.items()),
