@@ -42,8 +42,12 @@ from bayestumor.inference._registry import chain_starts as chain_starts
 from bayestumor.inference._registry import register_sampler as register_sampler
 from bayestumor.inference._registry import run_inference as run_inference
 from bayestumor.inference._registry import sample as sample
+from bayestumor.inference._result import DENSITY_DTYPE as DENSITY_DTYPE
+from bayestumor.inference._result import POINTWISE_VALUES_MAX as POINTWISE_VALUES_MAX
 from bayestumor.inference._result import InferenceResult as InferenceResult
 from bayestumor.inference._result import build_result as build_result
+from bayestumor.inference._result import density_draws as density_draws
+from bayestumor.inference._result import pointwise_draw_step as pointwise_draw_step
 from bayestumor.inference._reweight import FLAT_LOG_RATIOS as FLAT_LOG_RATIOS
 from bayestumor.inference._reweight import PARETO_K_GOOD as PARETO_K_GOOD
 from bayestumor.inference._reweight import Refinement as Refinement

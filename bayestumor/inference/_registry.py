@@ -177,7 +177,8 @@ def run_inference(
     """
     options = dataclasses.replace(options or SamplerOptions(), **settings)
     key_sample, key_predict = jax.random.split(key)
-    return build_result(problem, sample(problem, sampler, key_sample, options), key_predict)
+    run = sample(problem, sampler, key_sample, options)
+    return build_result(problem, run, key_predict, progress=options.progress)
 
 
 def sample(

@@ -27,6 +27,9 @@ from bayestumor.imaging import Grid, save_nifti, to_original_space
 from bayestumor.model import AbstractModality, front_slope
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
+VALUES_PER_CHUNK = 2**26
+"""Most float32 values (256 MB) in one working copy of the density draws while summarising
+them."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,34 +101,70 @@ def posterior_maps(
         raise ValueError(f"threshold_u must be in (0, 1), got {threshold_u}")
     if not 0.0 < ctv_probability <= 1.0:
         raise ValueError(f"ctv_probability must be in (0, 1], got {ctv_probability}")
-    u = jnp.asarray(densities, jnp.float32)
-    if u.ndim != 4 or u.shape[1:] != grid.shape:
-        raise ValueError(f"densities must be (draws, *{grid.shape}), got {u.shape}")
-    exceedance = np.asarray(jnp.mean(u > threshold_u, axis=0), np.float32)
-    levels = jnp.asarray(quantiles, jnp.float32)
-    quantile_maps = np.asarray(jnp.quantile(u, levels, axis=0), np.float32)
-    imaging = {name: jnp.asarray(v, jnp.float32) for name, v in (imaging or {}).items()}
-    predicted = {}
-    slope = None
-    if any(m.reads_slope for m in modalities):
-        slope = jax.vmap(lambda volume: front_slope(volume, grid.spacing_mm))(u)
-    for modality in modalities:
-        if all(name in imaging for name in modality.parameter_names):
-            draws = {name: imaging[name] for name in modality.parameter_names}
-            expected = jax.vmap(modality.expected)(u, draws, slope)
-            predicted[modality.expected_map_name] = np.asarray(jnp.mean(expected, 0), np.float32)
+    n = int(np.shape(densities)[0])
+    if np.ndim(densities) != 4 or tuple(np.shape(densities)[1:]) != grid.shape or n == 0:
+        raise ValueError(f"densities must be (draws, *{grid.shape}), got {np.shape(densities)}")
+    # Per-voxel statistics slab by slab along x, so a working copy never exceeds
+    # `VALUES_PER_CHUNK` (float16 draws of a 1 mm region would be 8 GB as float32).
+    mean, sd, exceedance = (np.empty(grid.shape, np.float32) for _ in range(3))
+    quantile_maps = np.empty((len(quantiles), *grid.shape), np.float32)
+    slab = max(1, VALUES_PER_CHUNK // (n * grid.shape[1] * grid.shape[2]))
+    for x0 in range(0, grid.shape[0], slab):
+        block = np.asarray(densities[:, x0 : x0 + slab], np.float32)
+        where = slice(x0, x0 + block.shape[1])
+        mean[where] = block.mean(axis=0, dtype=np.float64)
+        sd[where] = block.std(axis=0, dtype=np.float64)
+        exceedance[where] = np.count_nonzero(block > threshold_u, axis=0) / n
+        quantile_maps[:, where] = np.quantile(block, quantiles, axis=0)
+    imaging = {name: np.asarray(v, np.float32) for name, v in (imaging or {}).items()}
+    shown = tuple(m for m in modalities if all(name in imaging for name in m.parameter_names))
+    predicted = _predicted_means(densities, grid, imaging, shown) if shown else {}
     return PosteriorMaps(
         grid=grid,
-        mean=np.asarray(jnp.mean(u, axis=0), np.float32),
-        sd=np.asarray(jnp.std(u, axis=0), np.float32),
+        mean=mean,
+        sd=sd,
         quantiles={float(q): quantile_maps[i] for i, q in enumerate(quantiles)},
         threshold_u=float(threshold_u),
         exceedance=exceedance,
         ctv_probability=float(ctv_probability),
         ctv=exceedance >= ctv_probability,
         predicted=predicted,
-        n_draws=int(u.shape[0]),
+        n_draws=n,
     )
+
+
+def _predicted_means(
+    densities: np.ndarray,
+    grid: Grid,
+    imaging: dict[str, np.ndarray],
+    modalities: tuple[AbstractModality, ...],
+) -> dict[str, np.ndarray]:
+    """Posterior mean of each modality's predicted image, accumulated over chunks of draws
+    (the last padded with weight 0, so one compilation serves them all)."""
+    n = int(densities.shape[0])
+    chunk = max(1, min(n, VALUES_PER_CHUNK // int(np.prod(grid.shape))))
+    reads_slope = any(m.reads_slope for m in modalities)
+
+    @jax.jit
+    def weighted_sums(u, draws, weights):
+        slope = jax.vmap(lambda v: front_slope(v, grid.spacing_mm))(u) if reads_slope else None
+        sums = {}
+        for modality in modalities:
+            mine = {name: draws[name] for name in modality.parameter_names}
+            expected = jax.vmap(modality.expected)(u, mine, slope)
+            sums[modality.expected_map_name] = jnp.tensordot(weights, expected, axes=1)
+        return sums
+
+    totals = {m.expected_map_name: np.zeros(grid.shape, np.float64) for m in modalities}
+    for start in range(0, n, chunk):
+        index = np.arange(start, start + chunk)
+        weights = (index < n).astype(np.float32)
+        index = np.minimum(index, n - 1)
+        u = jnp.asarray(np.asarray(densities[index], np.float32))
+        sums = weighted_sums(u, {k: v[index] for k, v in imaging.items()}, weights)
+        for name, value in sums.items():
+            totals[name] += np.asarray(value, np.float64)
+    return {name: (total / n).astype(np.float32) for name, total in totals.items()}
 
 
 def write_posterior_maps(

@@ -366,7 +366,7 @@ def sample_coarse_to_fine(
             f"{multilevel['weight_ess']:.0f} of {multilevel['proposals']} → {multilevel['path']}"
         )
     refined = time.perf_counter()
-    result = build_result(problem, run, key_result)
+    result = build_result(problem, run, key_result, progress=config.progress)
     result.diagnostics["multilevel"]["result_seconds"] = time.perf_counter() - refined
     return problem, result, learning_rate
 
@@ -394,7 +394,7 @@ def density_at_roi_edge(
         resampled: the patient at the ROI's spacing, uncropped.
         threshold_u: u*.
     """
-    above = np.asarray(densities, np.float32).mean(axis=0) > threshold_u / 2
+    above = densities.mean(axis=0, dtype=np.float32) > threshold_u / 2
     low_open, high_open = _roi_faces(roi, resampled)
     for axis in range(3):
         faces = np.moveaxis(above, axis, 0)

@@ -119,7 +119,7 @@ def predict_gbm_patient(
         except InputError as error:
             raise InputError(str(error).replace(str(staging), str(patient_dir))) from error
     run = sample_patient(patient, config)
-    density_mean = np.asarray(run.inference.densities, np.float32).mean(axis=0)
+    density_mean = run.inference.densities.mean(axis=0, dtype=np.float32)
     on_input_grid = to_original_space(density_mean, run.roi.grid, patient.grid)
     concentration = np.clip(np.nan_to_num(on_input_grid), 0.0, 1.0).astype(np.float32)
     if keep_run is not None:

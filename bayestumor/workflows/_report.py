@@ -27,8 +27,8 @@ import xarray as xr
 from bayestumor.config import STRESS_SUITE_SOURCE, CalibrationConfig
 from bayestumor.errors import DiagnosticsWarning, InputError
 from bayestumor.imaging import Grid, Patient, load_patient, save_patient
-from bayestumor.inference import Refinement, format_diagnostics, format_refinement
-from bayestumor.model import UNITS, AbstractModality, batched
+from bayestumor.inference import Refinement, density_draws, format_diagnostics, format_refinement
+from bayestumor.model import UNITS, AbstractModality
 from bayestumor.posterior import (
     DICE_MIN,
     FLAIR_INSIDE_TARGET_MIN,
@@ -281,7 +281,7 @@ def report_directory(
     if absent:
         raise InputError(f"the posterior lacks {absent}", run_dir / "posterior.nc")
     named = {name: np.asarray(posterior[name], np.float32).reshape(-1) for name in names}
-    densities = np.asarray(batched(problem.density_volume)(named), np.float32)
+    densities = density_draws(problem, named, progress=config.progress)
     report = _Report(
         config=config,
         patient_name=record["patient"],
