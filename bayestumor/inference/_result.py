@@ -29,7 +29,8 @@ POINTWISE_VALUES_MAX = 2**29
 """Most values (draws × brain voxels × modalities) that each per-voxel group of the DataTree
 (log_likelihood, posterior_predictive) holds: 2 GB of float32. Beyond it the groups keep every
 k-th draw of each chain (``datatree.attrs["pointwise_draw_step"]``): of 2 × 500 draws with
-three scans, all at 4 mm, every 2nd at 2 mm (2·10⁵ brain voxels), every 6th at 1 mm (10⁶)."""
+three scans, all where there are up to 1.7·10⁵ brain voxels (4 mm, small 2 mm regions), every
+2nd up to 3.5·10⁵, every 6th at 10⁶ (1 mm)."""
 
 SOLVE_CHUNK = 32
 """Draws solved between two transfers to host memory (and progress lines)."""
