@@ -1,5 +1,6 @@
 """Posterior maps against hand-computed statistics; NIfTI written back in the original space."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -53,6 +54,32 @@ def test_predicted_visibility_is_posterior_mean_of_alpha():
     assert maps.predicted["flair_probability"][0, 0, 0] == pytest.approx(expected, rel=1e-5)
     # T1c and PET lack their parameters (u_c_t1c; b, sigma): no map rather than a wrong one.
     assert set(maps.predicted) == {"flair_probability"}
+
+
+def test_maps_of_many_draws_are_summarised_in_slabs_and_chunks_exactly():
+    """Half-precision draws too many for one working copy (600 × 40·50·60 > 2²⁶ values: the
+    statistics run in two or more x-slabs, the predicted image in chunks of draws, the last
+    padded) give the statistics NumPy computes on the whole float32 array at once."""
+    rng = np.random.default_rng(0)
+    grid = Grid((40, 50, 60), np.eye(4))
+    draws = rng.beta(2.0, 5.0, size=(600, *grid.shape)).astype(np.float16)
+    imaging = {"u_c_flair": rng.uniform(0.2, 0.3, 600), "sigma_alpha": np.full(600, 0.05)}
+    maps = posterior_maps(
+        draws, grid, imaging, observation_model(["flair"]), threshold_u=0.3, quantiles=(0.1, 0.5)
+    )
+    u = draws.astype(np.float32)
+    np.testing.assert_allclose(maps.mean, u.mean(0, dtype=np.float64), atol=1e-6)
+    np.testing.assert_allclose(maps.sd, u.std(0, dtype=np.float64), atol=1e-6)
+    np.testing.assert_array_equal(maps.exceedance, np.mean(u > 0.3, axis=0, dtype=np.float32))
+    np.testing.assert_allclose(maps.quantiles[0.1], np.quantile(u, 0.1, axis=0), atol=1e-6)
+    np.testing.assert_allclose(maps.quantiles[0.5], np.quantile(u, 0.5, axis=0), atol=1e-6)
+    alpha = jax.vmap(visibility_probability, in_axes=(0, 0, None))(
+        u[:, 5], np.float32(imaging["u_c_flair"]), 0.05
+    )
+    np.testing.assert_allclose(
+        maps.predicted["flair_probability"][5], np.mean(alpha, axis=0), atol=1e-5
+    )
+    assert maps.n_draws == 600
 
 
 def test_written_back_into_the_original_space(tmp_path):
