@@ -84,9 +84,7 @@ def build_result(
     chunk; `pointwise_values_max` caps the per-voxel groups (`POINTWISE_VALUES_MAX`).
     """
     flat_positions, (chains, draws) = flatten_draws(run.positions)
-    rows = np.concatenate([v.reshape(len(v), -1) for v in flat_positions.values()], axis=1)
-    _, first, repeat = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    repeat = repeat.reshape(-1)
+    first, repeat = _distinct(flat_positions)
     # Every site the likelihood reads (the PET gain's coefficients too); the posterior group
     # reports the named scalar parameters.
     every = {k: np.asarray(v) for k, v in problem.named_parameters(flat_positions).items()}
@@ -157,11 +155,18 @@ def density_draws(
     """The density on the ROI grid at each of `named`'s draws ((draws,) arrays of every site
     the forward map reads), (draws, x, y, z) `DENSITY_DTYPE`: one solve per distinct draw,
     `SOLVE_CHUNK` at a time."""
-    rows = np.stack([np.asarray(v).reshape(-1) for v in named.values()], axis=1)
-    _, first, repeat = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    first, repeat = _distinct(named)
     distinct = {k: np.asarray(v)[first] for k, v in named.items()}
     volumes = _solve_distinct(problem, distinct, np.empty(0, int), batch_size, progress)[0]
-    return volumes[repeat.reshape(-1)]
+    return volumes[repeat]
+
+
+def _distinct(tree: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the first of each distinct draw of `tree` ((draws, ...) arrays) and, per
+    draw, which distinct draw it is (resampled draws repeat: each is solved once)."""
+    rows = np.concatenate([np.reshape(v, (len(v), -1)) for v in tree.values()], axis=1)
+    _, first, repeat = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return first, repeat.reshape(-1)
 
 
 def _solve_distinct(
@@ -210,7 +215,6 @@ def _pointwise(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-voxel log-likelihood and one posterior-predictive replicate per draw."""
 
-    @jax.jit
     def evaluate(key, named, brain, slope):
         return (
             problem.pointwise_log_likelihood(named, brain, slope),
